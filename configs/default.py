@@ -1,0 +1,76 @@
+"""Shared defaults of every unet_jax run; the model is the lab U-Net.
+
+Not run directly: `carla.py` and `synthetic.py` start from `get_config()` and
+change what their recipe needs. Every field can be overridden on the command
+line, e.g. `--config.model.norm=batch`; unknown keys and wrong types are errors.
+"""
+
+import ml_collections
+
+from unet_jax.classes import CARLA_CLASS_NAMES
+
+
+def lab_model() -> ml_collections.ConfigDict:
+  """The lab's Keras U-Net: 8,640,471 parameters at 96x128x3 and 23 classes."""
+  return ml_collections.ConfigDict(dict(
+      widths=(32, 64, 128, 256, 512),  # one per level; depth = len(widths) - 1.
+      convs_per_block=2,
+      norm='none',                     # none | batch | group
+      group_size=8,                    # channels per group for norm=group
+      dropout=(0.0, 0.0, 0.0, 0.3, 0.3),  # per level, encoder only (as the lab)
+      upsample='transpose',            # transpose | resize (bilinear + 3x3 conv)
+      upconv_impl='subpixel',          # subpixel (fast, same result) | xla
+      dtype='float32',                 # compute dtype; parameters stay float32
+  ))
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict(dict(
+      source='folder',        # folder (lab layout) | synthetic (generated)
+      data_dir='',            # root holding CameraRGB/ and CameraMask/
+      image_size=(96, 128),   # (H, W) the model trains at
+      num_classes=23,
+      class_names=CARLA_CLASS_NAMES,
+      ignore_label=-1,        # mask value excluded from loss and metrics; -1: none
+      val_fraction=0.15,      # of clips, not frames: splits are drawn by clip
+      test_fraction=0.0,
+      split_seed=0,
+      clip_gap=40,            # a frame-number jump above this starts a clip
+      hflip=False,            # random horizontal flip of image and mask together
+      synthetic=ml_collections.ConfigDict(dict(
+          num_clips=40, frames_per_clip=12, height=192, width=256, seed=0)),
+  ))
+
+  config.model = lab_model()
+
+  config.optimizer = ml_collections.ConfigDict(dict(
+      name='adam',            # adam | adamw | sgd
+      learning_rate=1e-3,
+      schedule='constant',    # constant | warmup_cosine | piecewise
+      warmup_steps=0,
+      end_lr_factor=0.0,      # warmup_cosine: final lr = learning_rate * this
+      piecewise_boundaries=(0.5, 0.75),  # fractions of training
+      piecewise_scales=(0.1, 0.1),       # lr multiplied by each at its boundary
+      b1=0.9, b2=0.999,
+      momentum=0.9, nesterov=False,
+      weight_decay=0.0,
+      grad_clip_norm=0.0,     # 0: no clipping
+  ))
+
+  config.loss = ml_collections.ConfigDict(dict(
+      class_weights=(),       # one per class, or empty for none
+  ))
+
+  config.batch_size = 32      # global, over all devices and hosts
+  config.eval_batch_size = 32
+  config.num_epochs = 40.0
+  config.num_train_steps = -1  # > 0 overrides num_epochs
+  config.log_every_steps = 20
+  config.eval_every_steps = 200
+  config.checkpoint_every_steps = 200
+  config.keep_checkpoints = 3
+  config.prefetch_batches = 2
+  return config

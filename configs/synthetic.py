@@ -1,0 +1,32 @@
+"""Embedded default: a small U-Net on generated driving scenes. Runs anywhere.
+
+Run:
+  python main.py --config=configs/synthetic.py --workdir=/tmp/unet_synthetic
+
+The data (40 clips x 12 frames, 192x256, CARLA class indices, lab encoding)
+is generated into `<workdir>/synthetic_data` on first use, then trained at
+96x128. Expected on a 2-core CPU: TO BE MEASURED.
+"""
+
+from configs import default
+
+
+def get_config():
+  config = default.get_config()
+  config.data.source = 'synthetic'
+  config.data.hflip = True
+  config.model.widths = (16, 32, 64, 128)
+  config.model.dropout = (0.0, 0.0, 0.0, 0.0)
+  config.model.norm = 'batch'
+  config.optimizer.name = 'adamw'
+  config.optimizer.learning_rate = 3e-3
+  config.optimizer.schedule = 'warmup_cosine'
+  config.optimizer.warmup_steps = 30
+  config.optimizer.weight_decay = 1e-4
+  config.batch_size = 8
+  config.eval_batch_size = 32
+  config.num_train_steps = 360
+  config.log_every_steps = 40
+  config.eval_every_steps = 120
+  config.checkpoint_every_steps = 120
+  return config

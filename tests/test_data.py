@@ -1,0 +1,179 @@
+"""The lab-layout reader, splits, synthetic generator and batch streams."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import SHARED_CARLA, tiny_config
+from unet_jax import input_pipeline, lab_data, synthetic
+from unet_jax.classes import CARLA
+
+
+def _write(root, name, image=None, mask=None, size=(8, 12)):
+  h, w = size
+  image = np.full((h, w, 3), 100, np.uint8) if image is None else image
+  mask = np.full((h, w), CARLA['Road'], np.uint8) if mask is None else mask
+  lab_data.write_pair(root, name, image, mask)
+
+
+def test_written_pair_reads_back_in_the_lab_encoding(tmp_path):
+  rng = np.random.default_rng(0)
+  image = rng.integers(0, 256, (8, 12, 3), dtype=np.uint8)
+  mask = rng.integers(0, 23, (8, 12), dtype=np.uint8)
+  _write(tmp_path, '000001', image, mask)
+  raw = np.asarray(Image.open(tmp_path / 'CameraMask' / '000001.png'))
+  assert raw.shape == (8, 12, 4) and (raw[..., 1:3] == 0).all() and (raw[..., 3] == 255).all()
+  [pair] = lab_data.list_pairs(tmp_path)
+  got_image, got_mask = lab_data.read_pair(pair, 23)
+  np.testing.assert_array_equal(got_image, image)
+  np.testing.assert_array_equal(got_mask, mask)
+
+
+def test_missing_folder_names_it(tmp_path):
+  with pytest.raises(lab_data.DataError, match='has no CameraRGB/ folder'):
+    lab_data.list_pairs(tmp_path / 'nowhere')
+
+
+def test_unmatched_files_are_named(tmp_path):
+  _write(tmp_path, '000001')
+  _write(tmp_path, '000002')
+  (tmp_path / 'CameraMask' / '000002.png').unlink()
+  (tmp_path / 'CameraRGB' / '000001.png').unlink()
+  with pytest.raises(lab_data.DataError) as e:
+    lab_data.list_pairs(tmp_path)
+  assert 'CameraRGB/000002.png has no mask' in str(e.value)
+  assert 'CameraMask/000001.png has no frame' in str(e.value)
+
+
+@pytest.mark.parametrize('fault, message', [
+    ('truncated', 'cannot read PNG .*CameraRGB/000001.png'),
+    ('size', 'size mismatch'),
+    ('class', r'class index 30 >= num_classes=23'),
+    ('channels', 'channels 1 and 2 must be 0'),
+])
+def test_bad_pairs_get_a_clear_error(tmp_path, fault, message):
+  _write(tmp_path, '000001')
+  image_path = tmp_path / 'CameraRGB' / '000001.png'
+  mask_path = tmp_path / 'CameraMask' / '000001.png'
+  if fault == 'truncated':
+    image_path.write_bytes(image_path.read_bytes()[:40])
+  elif fault == 'size':
+    _write(tmp_path, '000001', size=(8, 12))
+    Image.fromarray(np.zeros((9, 12, 4), np.uint8)).save(mask_path)
+  elif fault == 'class':
+    Image.fromarray(np.full((8, 12, 4), [30, 0, 0, 255], np.uint8)).save(mask_path)
+  elif fault == 'channels':
+    Image.fromarray(np.full((8, 12, 4), [7, 7, 0, 255], np.uint8)).save(mask_path)
+  [pair] = lab_data.list_pairs(tmp_path)
+  with pytest.raises(lab_data.DataError, match=message):
+    lab_data.read_pair(pair, 23)
+
+
+def test_clips_follow_frame_number_gaps():
+  names = ['000100', '000101', '000103', '000200', '000139', '000143']
+  assert lab_data.clip_ids(names, gap=40) == [
+      '000100', '000100', '000100', '000200', '000100', '000100']
+
+
+def test_split_of_a_frame_is_stable_when_other_clips_come_and_go():
+  kw = dict(val_fraction=0.3, test_fraction=0.2)
+  pairs = [lab_data.Pair(f'{c * 100 + i:06d}', None, None) for c in range(60) for i in range(4)]
+  full = {p.name: s for s in lab_data.SPLITS for p in lab_data.split_pairs(pairs, s, **kw)}
+  assert set(full.values()) == set(lab_data.SPLITS)
+  # Drop every third clip and the last frame of every clip: nothing else moves.
+  fewer = [p for p in pairs if int(p.name) // 100 % 3 and int(p.name) % 100 != 3]
+  for split in lab_data.SPLITS:
+    for p in lab_data.split_pairs(fewer, split, **kw):
+      assert full[p.name] == split
+  # Frames of one clip always share a split.
+  by_clip = {}
+  for name, split in full.items():
+    by_clip.setdefault(int(name) // 100, set()).add(split)
+  assert all(len(s) == 1 for s in by_clip.values())
+
+
+def test_synthetic_generation_is_deterministic_and_complete(tmp_path, tiny_data_dir):
+  s = tiny_config().data.synthetic
+  again = synthetic.generate(tmp_path / 'again', num_clips=s.num_clips,
+                             frames_per_clip=s.frames_per_clip, height=s.height,
+                             width=s.width, seed=s.seed)
+  pairs_a, pairs_b = lab_data.list_pairs(tiny_data_dir), lab_data.list_pairs(again)
+  assert len(pairs_a) == s.num_clips * s.frames_per_clip
+  for a, b in zip(pairs_a, pairs_b):
+    assert a.image_path.read_bytes() == b.image_path.read_bytes()
+    assert a.mask_path.read_bytes() == b.mask_path.read_bytes()
+  # Scenes hold the main street classes and nothing outside CARLA's 23.
+  masks = np.stack([lab_data.read_pair(p, 23)[1] for p in pairs_a])
+  present = set(np.unique(masks))
+  assert {CARLA[c] for c in ('Sky', 'Road', 'SideWalk', 'RoadLine', 'Terrain')} <= present
+  assert len(present) >= 8
+  # One clip per frame-number block: the clip finder recovers the generator's clips.
+  assert len(set(lab_data.clip_ids([p.name for p in pairs_a]))) == s.num_clips
+
+
+def test_synthetic_refuses_a_folder_made_with_other_parameters(tmp_path, tiny_data_dir):
+  marker = json.loads((tiny_data_dir / synthetic.MARKER).read_text())
+  with pytest.raises(lab_data.DataError, match='holds synthetic data made with'):
+    synthetic.generate(tiny_data_dir, **{**{k: marker[k] for k in marker if k != 'version'},
+                                         'seed': marker['seed'] + 1})
+  _write(tmp_path / 'partial', '000001')  # e.g. a generation killed half-way
+  with pytest.raises(lab_data.DataError, match='not a complete synthetic dataset'):
+    synthetic.generate(tmp_path / 'partial', num_clips=1, frames_per_clip=1, height=16,
+                       width=16, seed=0)
+
+
+def test_train_batches_are_a_pure_function_of_seed_and_step(tiny_data_dir):
+  data = input_pipeline.load_split(tiny_data_dir, 'train', tiny_config().data)
+  a = input_pipeline.TrainBatches(data, 4, seed=3, hflip=True)
+  b = input_pipeline.TrainBatches(data, 4, seed=3, hflip=True)
+  for step in (5, 0, 17, 5):  # any order, any fresh object: same batch
+    np.testing.assert_array_equal(a(step)['image'], b(step)['image'])
+    np.testing.assert_array_equal(a(step)['label'], b(step)['label'])
+  assert not np.array_equal(a(0)['image'], a(1)['image'])
+  # Two processes' halves make up the global batch.
+  halves = [input_pipeline.TrainBatches(data, 4, 3, True, p, 2)(7)['label'] for p in range(2)]
+  np.testing.assert_array_equal(np.concatenate(halves), a(7)['label'])
+
+
+def test_hflip_moves_image_and_mask_together(tiny_data_dir):
+  data = input_pipeline.load_split(tiny_data_dir, 'train', tiny_config().data)
+  plain = input_pipeline.TrainBatches(data, 4, seed=0, hflip=False)
+  flipped = input_pipeline.TrainBatches(data, 4, seed=0, hflip=True)
+  n_flipped = 0
+  for step in range(4):
+    p, f = plain(step), flipped(step)
+    for i in range(4):
+      same = np.array_equal(p['image'][i], f['image'][i])
+      mirrored = np.array_equal(p['image'][i, :, ::-1], f['image'][i])
+      assert same or mirrored
+      expected = p['label'][i] if same else p['label'][i, :, ::-1]
+      np.testing.assert_array_equal(f['label'][i], expected)
+      n_flipped += not same
+  assert 0 < n_flipped < 16
+
+
+@pytest.mark.skipif(not SHARED_CARLA.is_dir(), reason=f'real CARLA frames not at {SHARED_CARLA}')
+def test_real_carla_lab_frames_load_and_split_by_clip():
+  config = tiny_config().data
+  config.source, config.image_size = 'folder', (96, 128)
+  root = SHARED_CARLA / '320x240'
+  pairs = lab_data.list_pairs(root)
+  assert len(pairs) == 699
+  splits = {s: lab_data.split_pairs(pairs, s, val_fraction=0.15, test_fraction=0.0)
+            for s in ('train', 'validation')}
+  assert len(splits['train']) + len(splits['validation']) == 699
+  train_clips = set(lab_data.clip_ids([p.name for p in pairs]))
+  assert 25 <= len(train_clips) <= 40  # the data README says about 31
+  val = input_pipeline.load_split(root, 'validation', config)
+  assert val.images.shape[1:] == (96, 128, 3) and val.masks.max() < 23
+  # Full-size originals read with the same code and hold the same labels.
+  [big] = [p for p in lab_data.list_pairs(SHARED_CARLA / '640x480') if p.name == '000032']
+  [small] = [p for p in pairs if p.name == '000032']
+  big_mask = lab_data.read_pair(big, 23)[1]
+  small_mask = lab_data.read_pair(small, 23)[1]
+  assert big_mask.shape == (480, 640) and small_mask.shape == (240, 320)
+  # Each downscaled label is one of the four original labels of its 2x2 block.
+  blocks = [big_mask[dy::2, dx::2] for dy in (0, 1) for dx in (0, 1)]
+  assert np.any([small_mask == b for b in blocks], axis=0).all()

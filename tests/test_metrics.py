@@ -1,0 +1,110 @@
+"""Loss and metrics against plain numpy references."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from unet_jax import input_pipeline, losses, metrics
+
+C = 5
+
+
+def _np_cross_entropy(logits, labels, mask, weights=None):
+  logits = logits.astype(np.float64)
+  logp = logits - logits.max(-1, keepdims=True)
+  logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
+  total = wsum = 0.0
+  for idx in zip(*np.nonzero(mask)):
+    w = 1.0 if weights is None else weights[labels[idx]]
+    total += -w * logp[idx][labels[idx]]
+    wsum += w
+  return total, wsum
+
+
+def _np_confusion(labels, preds, mask):
+  cm = np.zeros((C, C), np.int64)
+  for t, p in zip(labels[mask], preds[mask]):
+    cm[t, p] += 1
+  return cm
+
+
+@pytest.mark.parametrize('weights', [None, (1.0, 2.0, 0.5, 3.0, 1.0)])
+def test_cross_entropy_matches_numpy_with_ignore_label_and_padding(weights):
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=(3, 4, 6, C)).astype(np.float32) * 3
+  labels = rng.integers(0, C, size=(3, 4, 6))
+  labels[0, 0, :3] = 255  # ignore label
+  valid = np.array([True, True, False])  # last example is padding
+  mask = np.asarray(metrics.valid_pixels(jnp.asarray(labels), jnp.asarray(valid), C, 255))
+  expected_mask = (labels != 255) & valid[:, None, None]
+  np.testing.assert_array_equal(mask, expected_mask)
+  got_sum, got_w = losses.cross_entropy(jnp.asarray(logits), jnp.asarray(labels),
+                                        jnp.asarray(mask), weights)
+  ref_sum, ref_w = _np_cross_entropy(logits, labels, expected_mask, weights)
+  np.testing.assert_allclose(got_sum, ref_sum, rtol=1e-5)
+  np.testing.assert_allclose(got_w, ref_w, rtol=1e-6)
+
+
+def test_cross_entropy_rejects_wrong_number_of_class_weights():
+  with pytest.raises(ValueError, match='class_weights has 2 entries for 5 classes'):
+    losses.cross_entropy(jnp.zeros((1, 2, 2, C)), jnp.zeros((1, 2, 2), jnp.int32),
+                         jnp.ones((1, 2, 2), bool), (1.0, 2.0))
+
+
+def test_confusion_matrix_matches_numpy():
+  rng = np.random.default_rng(1)
+  labels = rng.integers(0, C, size=(4, 8, 8))
+  preds = rng.integers(0, C, size=(4, 8, 8))
+  mask = rng.random((4, 8, 8)) < 0.7
+  got = metrics.confusion_matrix(jnp.asarray(labels), jnp.asarray(preds), jnp.asarray(mask), C)
+  np.testing.assert_array_equal(got, _np_confusion(labels, preds, mask))
+
+
+def test_summary_leaves_out_classes_absent_from_truth_and_prediction():
+  # Class 0: 3 right, 1 predicted as 1. Class 1: 2 right. Class 2: only predicted
+  # (a false positive). Classes 3 and 4 appear nowhere.
+  cm = np.zeros((C, C), np.int64)
+  cm[0, 0], cm[0, 1], cm[1, 1], cm[1, 2] = 3, 1, 2, 1
+  s = metrics.summarize(cm, ['a', 'b', 'c', 'd', 'e'])
+  iou = {'a': 3 / 4, 'b': 2 / 4, 'c': 0.0}
+  for name, value in iou.items():
+    assert s[f'iou/{name}'] == pytest.approx(value)
+  assert np.isnan(s['iou/d']) and np.isnan(s['iou/e'])
+  assert s['mean_iou'] == pytest.approx(np.mean(list(iou.values())))
+  assert s['num_present_classes'] == 3
+  assert s['pixel_accuracy'] == pytest.approx(5 / 7)
+
+
+def test_partial_last_batch_counts_each_example_once():
+  """Evaluating 7 frames in batches of 3 (padded) equals one pass over all 7."""
+  rng = np.random.default_rng(2)
+  n, h, w = 7, 4, 4
+  data = input_pipeline.SplitData(
+      images=np.zeros((n, h, w, 3), np.uint8),
+      masks=rng.integers(0, C, size=(n, h, w)).astype(np.uint8),
+      names=tuple(str(i) for i in range(n)))
+  preds_all = rng.integers(0, C, size=(n, h, w))
+  batches = list(input_pipeline.eval_batches(data, global_batch_size=3))
+  assert [len(b['valid']) for b in batches] == [3, 3, 3]
+  assert sum(b['valid'].sum() for b in batches) == n
+  total = np.zeros((C, C), np.int64)
+  for i, b in enumerate(batches):
+    idx = np.minimum(np.arange(i * 3, i * 3 + 3), n - 1)  # padding repeats frame 0
+    preds = np.where(b['valid'][:, None, None], preds_all[idx], 0)
+    mask = metrics.valid_pixels(jnp.asarray(b['label']), jnp.asarray(b['valid']), C, -1)
+    total += np.asarray(metrics.confusion_matrix(
+        jnp.asarray(b['label']), jnp.asarray(preds), mask, C))
+  np.testing.assert_array_equal(total, _np_confusion(data.masks, preds_all,
+                                                     np.ones((n, h, w), bool)))
+
+
+def test_eval_batches_split_over_processes_cover_every_example_once():
+  n = 10
+  data = input_pipeline.SplitData(np.zeros((n, 2, 2, 3), np.uint8),
+                                  np.arange(n, dtype=np.uint8)[:, None, None].repeat(2, 1).repeat(2, 2),
+                                  tuple(map(str, range(n))))
+  seen = []
+  for p in range(2):
+    for b in input_pipeline.eval_batches(data, 4, process_index=p, process_count=2):
+      seen += list(b['label'][b['valid'], 0, 0])
+  assert sorted(seen) == list(range(n))

@@ -1,0 +1,1 @@
+"""unet_jax: U-Net semantic segmentation of driving scenes in JAX/Flax."""

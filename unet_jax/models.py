@@ -1,0 +1,146 @@
+"""The U-Net, built from `config.model`.
+
+`UNet` generalises the lab's Keras model: `len(widths)` levels (depth =
+`len(widths) - 1` down steps), `convs_per_block` 3x3 ReLU convs per block,
+optional normalization, dropout per level, upsampling by transposed conv or
+resize + conv, and a 3x3 conv + 1x1 conv head. The `lab` preset in
+`configs/default.py` reproduces the lab model exactly (8,640,471 parameters at
+23 classes).
+"""
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from unet_jax import layers
+
+Dtype = Any
+
+NORMS = ('none', 'batch', 'group')
+UPSAMPLES = ('transpose', 'resize')
+
+
+class ConvBlock(nn.Module):
+  """`num_convs` x (3x3 conv -> norm -> ReLU), then dropout."""
+  features: int
+  num_convs: int = 2
+  norm: str = 'none'
+  group_size: int = 8
+  dropout: float = 0.0
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    for _ in range(self.num_convs):
+      x = nn.Conv(self.features, (3, 3), padding='SAME', dtype=self.dtype,
+                  use_bias=self.norm == 'none',
+                  kernel_init=nn.initializers.he_normal())(x)
+      if self.norm == 'batch':
+        x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                         dtype=self.dtype)(x)
+      elif self.norm == 'group':
+        x = nn.GroupNorm(num_groups=None, group_size=min(self.group_size, self.features),
+                         dtype=self.dtype)(x)
+      x = nn.relu(x)
+    if self.dropout > 0:
+      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    return x
+
+
+class UNet(nn.Module):
+  """U-Net mapping (N, H, W, 3) images to (N, H, W, num_classes) float32 logits.
+
+  Integer (uint8) images are scaled to [0, 1] inside the model, so callers
+  and exported functions feed raw pixels. H and W must be multiples of
+  2**depth; other sizes raise a ValueError when the model is built.
+  """
+  num_classes: int
+  widths: Sequence[int] = (32, 64, 128, 256, 512)
+  convs_per_block: int = 2
+  norm: str = 'none'
+  group_size: int = 8
+  dropout: Sequence[float] = (0.0, 0.0, 0.0, 0.3, 0.3)
+  upsample: str = 'transpose'
+  upconv_impl: str = 'subpixel'
+  dtype: Dtype = jnp.float32
+
+  @property
+  def depth(self) -> int:
+    return len(self.widths) - 1
+
+  def check_input_shape(self, shape: Sequence[int]) -> None:
+    """Raises a ValueError naming the problem if `shape` (N,H,W,C) can't be used."""
+    if len(shape) != 4:
+      raise ValueError(f'UNet expects NHWC images, got shape {tuple(shape)}')
+    multiple = 2 ** self.depth
+    h, w = shape[1], shape[2]
+    if h % multiple or w % multiple:
+      raise ValueError(
+          f'input size {h}x{w} is not a multiple of 2**depth = {multiple} '
+          f'(depth {self.depth} from {len(self.widths)} widths); choose an '
+          f'image size divisible by {multiple}, e.g. '
+          f'{h // multiple * multiple or multiple}x{w // multiple * multiple or multiple}')
+
+  @nn.compact
+  def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
+    self.check_input_shape(images.shape)
+    if self.norm not in NORMS:
+      raise ValueError(f'model.norm must be one of {NORMS}, got {self.norm!r}')
+    if self.upsample not in UPSAMPLES:
+      raise ValueError(f'model.upsample must be one of {UPSAMPLES}, got {self.upsample!r}')
+    if len(self.dropout) != len(self.widths):
+      raise ValueError(f'model.dropout has {len(self.dropout)} entries, '
+                       f'model.widths has {len(self.widths)}: give one rate per level')
+    x = images
+    if jnp.issubdtype(x.dtype, jnp.integer):
+      x = x.astype(jnp.float32) / 255.0
+    x = x.astype(self.dtype)
+    block = lambda width, level: ConvBlock(
+        width, self.convs_per_block, self.norm, self.group_size,
+        self.dropout[level], self.dtype)
+
+    skips = []
+    for level, width in enumerate(self.widths[:-1]):
+      x = block(width, level)(x, train)
+      skips.append(x)
+      x = layers.max_pool_2x2(x)
+    x = block(self.widths[-1], self.depth)(x, train)
+
+    for level in reversed(range(self.depth)):
+      width = self.widths[level]
+      if self.upsample == 'transpose':
+        x = layers.UpConv(width, impl=self.upconv_impl, dtype=self.dtype)(x)
+      else:
+        n, h, w, c = x.shape
+        x = jax.image.resize(x, (n, 2 * h, 2 * w, c), 'bilinear')
+        x = nn.Conv(width, (3, 3), padding='SAME', dtype=self.dtype)(x)
+      x = jnp.concatenate([x, skips[level]], axis=-1)
+      # Decoder blocks carry no dropout, as in the lab model.
+      x = ConvBlock(width, self.convs_per_block, self.norm, self.group_size,
+                    0.0, self.dtype)(x, train)
+
+    x = nn.Conv(self.widths[0], (3, 3), padding='SAME', dtype=self.dtype,
+                kernel_init=nn.initializers.he_normal())(x)
+    x = nn.relu(x)
+    logits = nn.Conv(self.num_classes, (1, 1), dtype=self.dtype)(x)
+    return logits.astype(jnp.float32)
+
+
+def create_model(model_config: ml_collections.ConfigDict, num_classes: int) -> UNet:
+  """Builds the UNet described by `config.model`."""
+  dtypes = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+  if model_config.dtype not in dtypes:
+    raise ValueError(f'model.dtype must be one of {sorted(dtypes)}, got {model_config.dtype!r}')
+  return UNet(
+      num_classes=num_classes,
+      widths=tuple(model_config.widths),
+      convs_per_block=model_config.convs_per_block,
+      norm=model_config.norm,
+      group_size=model_config.group_size,
+      dropout=tuple(model_config.dropout),
+      upsample=model_config.upsample,
+      upconv_impl=model_config.upconv_impl,
+      dtype=dtypes[model_config.dtype])
