@@ -7,6 +7,7 @@ Flags:
 """
 
 import logging as py_logging
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -33,10 +34,15 @@ def main(argv):
   tf.config.set_visible_devices([], 'TPU')
 
   import jax
-  from unet_jax import train
+  from unet_jax import errors, train
   logging.info('JAX process %d/%d, local devices: %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
-  train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  try:
+    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except errors.UserError as e:
+    # A mistake the user can fix: the message says what and where; no traceback.
+    logging.error('%s: %s', type(e).__name__, e)
+    sys.exit(f'error: {e}')
 
 
 if __name__ == '__main__':

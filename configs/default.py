@@ -73,4 +73,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 200
   config.keep_checkpoints = 3
   config.prefetch_batches = 2
+  config.nonfinite = 'stop'   # NaN/inf loss or gradient: stop (naming the step) | skip the update
   return config

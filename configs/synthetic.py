@@ -25,8 +25,8 @@ def get_config():
   config.optimizer.weight_decay = 1e-4
   config.batch_size = 8
   config.eval_batch_size = 32
-  config.num_train_steps = 360
+  config.num_train_steps = 420
   config.log_every_steps = 40
-  config.eval_every_steps = 120
-  config.checkpoint_every_steps = 120
+  config.eval_every_steps = 140
+  config.checkpoint_every_steps = 140
   return config

@@ -6,30 +6,20 @@ import pathlib
 import ml_collections
 import pytest
 
-from configs import default
+from configs import tiny
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+
+# Many tests compile the same tiny programs, in this process and in children:
+# a persistent compilation cache (inherited through the environment) saves minutes.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', str(REPO / '.pytest_cache' / 'jax'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 SHARED_CARLA = REPO.parent / 'shared' / 'data' / 'carla_lab'
 
 
 def tiny_config() -> ml_collections.ConfigDict:
-  """A seconds-long run: 2-level U-Net, 32x48 frames, synthetic data."""
-  config = default.get_config()
-  config.data.source = 'synthetic'
-  config.data.image_size = (32, 48)
-  config.data.synthetic.update(num_clips=6, frames_per_clip=4, height=48, width=64, seed=0)
-  config.data.val_fraction = 0.3
-  config.model.widths = (4, 8)
-  config.model.dropout = (0.0, 0.1)
-  config.model.norm = 'batch'
-  config.batch_size = 8
-  config.eval_batch_size = 8
-  config.num_train_steps = 4
-  config.log_every_steps = 2
-  config.eval_every_steps = 2
-  config.checkpoint_every_steps = 2
-  config.prefetch_batches = 1
-  return config
+  """`configs/tiny.py`: a seconds-long run of a 2-level U-Net on 32x48 frames."""
+  return tiny.get_config()
 
 
 @pytest.fixture

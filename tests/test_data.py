@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from conftest import SHARED_CARLA, tiny_config
-from unet_jax import input_pipeline, lab_data, synthetic
+from unet_jax import errors, input_pipeline, lab_data, synthetic
 from unet_jax.classes import CARLA
 
 
@@ -32,7 +32,7 @@ def test_written_pair_reads_back_in_the_lab_encoding(tmp_path):
 
 
 def test_missing_folder_names_it(tmp_path):
-  with pytest.raises(lab_data.DataError, match='has no CameraRGB/ folder'):
+  with pytest.raises(errors.DataError, match='has no CameraRGB/ folder'):
     lab_data.list_pairs(tmp_path / 'nowhere')
 
 
@@ -41,7 +41,7 @@ def test_unmatched_files_are_named(tmp_path):
   _write(tmp_path, '000002')
   (tmp_path / 'CameraMask' / '000002.png').unlink()
   (tmp_path / 'CameraRGB' / '000001.png').unlink()
-  with pytest.raises(lab_data.DataError) as e:
+  with pytest.raises(errors.DataError) as e:
     lab_data.list_pairs(tmp_path)
   assert 'CameraRGB/000002.png has no mask' in str(e.value)
   assert 'CameraMask/000001.png has no frame' in str(e.value)
@@ -67,7 +67,7 @@ def test_bad_pairs_get_a_clear_error(tmp_path, fault, message):
   elif fault == 'channels':
     Image.fromarray(np.full((8, 12, 4), [7, 7, 0, 255], np.uint8)).save(mask_path)
   [pair] = lab_data.list_pairs(tmp_path)
-  with pytest.raises(lab_data.DataError, match=message):
+  with pytest.raises(errors.DataError, match=message):
     lab_data.read_pair(pair, 23)
 
 
@@ -115,11 +115,11 @@ def test_synthetic_generation_is_deterministic_and_complete(tmp_path, tiny_data_
 
 def test_synthetic_refuses_a_folder_made_with_other_parameters(tmp_path, tiny_data_dir):
   marker = json.loads((tiny_data_dir / synthetic.MARKER).read_text())
-  with pytest.raises(lab_data.DataError, match='holds synthetic data made with'):
+  with pytest.raises(errors.DataError, match='holds synthetic data made with'):
     synthetic.generate(tiny_data_dir, **{**{k: marker[k] for k in marker if k != 'version'},
                                          'seed': marker['seed'] + 1})
   _write(tmp_path / 'partial', '000001')  # e.g. a generation killed half-way
-  with pytest.raises(lab_data.DataError, match='not a complete synthetic dataset'):
+  with pytest.raises(errors.DataError, match='not a complete synthetic dataset'):
     synthetic.generate(tmp_path / 'partial', num_clips=1, frames_per_clip=1, height=16,
                        width=16, seed=0)
 

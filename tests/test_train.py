@@ -11,7 +11,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from conftest import REPO, subprocess_env
-from unet_jax import checkpointing, models, optim, train
+from unet_jax import checkpointing, errors, models, optim, train
 
 
 def _restore_params(workdir, step):
@@ -20,9 +20,10 @@ def _restore_params(workdir, step):
   return restored['state']['params']
 
 
-def test_tiny_run_writes_events_checkpoints_and_resumes(config, tmp_path, caplog):
+def test_tiny_run_writes_events_checkpoints_and_resumes(config, tmp_path, caplog, monkeypatch):
+  monkeypatch.chdir(tmp_path)  # a relative --workdir, as users type it
   workdir = tmp_path / 'run'
-  summary = train.train_and_evaluate(config, str(workdir))
+  summary = train.train_and_evaluate(config, 'run')
   assert 0.0 <= summary['mean_iou'] <= 1.0 and np.isfinite(summary['loss'])
   assert list(workdir.glob('events.out.tfevents.*'))
   assert sorted(int(p.name) for p in (workdir / 'checkpoints').iterdir()) == [2, 4]
@@ -31,7 +32,7 @@ def test_tiny_run_writes_events_checkpoints_and_resumes(config, tmp_path, caplog
 
   config.num_train_steps = 6
   with caplog.at_level(logging.INFO):
-    train.train_and_evaluate(config, str(workdir))
+    train.train_and_evaluate(config, 'run')
   assert 'Resuming training from step 4' in caplog.text
   assert sorted(int(p.name) for p in (workdir / 'checkpoints').iterdir()) == [2, 4, 6]
 
@@ -58,7 +59,7 @@ def test_checkpoint_round_trip_and_incompatible_config(config, tmp_path):
   jax.tree.map(np.testing.assert_array_equal, restored.opt_state, state.opt_state)
 
   config.data.num_classes = 5
-  with pytest.raises(checkpointing.IncompatibleCheckpointError, match='num_classes'):
+  with pytest.raises(errors.CheckpointError, match='num_classes'):
     checkpointing.restore_latest(manager, fresh, config)
 
 

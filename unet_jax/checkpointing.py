@@ -1,22 +1,30 @@
-"""Orbax checkpoints under `workdir/checkpoints`, with a compatibility check.
+"""Orbax checkpoints under `workdir/checkpoints`, with checks on resume.
 
 Each checkpoint holds the train state (step, params, optimizer state,
 batch-norm statistics) and a small `run` record of what shapes the state
-(model, classes, image size). Batches are a pure function of (seed, step),
-so the step alone fixes the position in the data stream.
+(model, classes, image size). Batches and dropout are pure functions of
+(seed, step), so the step alone fixes the position in the data stream.
+
+Saves are atomic (Orbax writes `<step>.orbax-checkpoint-tmp*` and renames it
+when complete; leftovers are removed at start) and old checkpoints are only
+deleted after a newer one is complete. A checkpoint that is nevertheless
+damaged (files truncated or missing) is moved to `checkpoints_damaged/` with a
+warning, and the next older one is used.
 """
 
 import os
+import shutil
+import time
 from typing import Any
 
+import jax
 import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
+from jax.experimental import multihost_utils
 
-
-class IncompatibleCheckpointError(ValueError):
-  """The workdir's checkpoints were written by a run of another shape."""
+from unet_jax.errors import CheckpointError
 
 
 def run_record(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -40,39 +48,68 @@ def _lists(x: Any) -> Any:
 
 def create_manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=config.keep_checkpoints, create=True)
+      max_to_keep=config.keep_checkpoints, create=True, cleanup_tmp_directories=True)
   return ocp.CheckpointManager(
       epath.Path(workdir) / 'checkpoints', options=options, item_names=('state', 'run'))
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any,
          config: ml_collections.ConfigDict) -> None:
-  """Starts an (asynchronous) save of `state` at `step`."""
+  """Starts an asynchronous save of `state` at `step` (no-op if it exists)."""
+  if step in manager.all_steps():
+    return
   manager.save(step, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state),
       run=ocp.args.JsonSave(run_record(config))), force=True)
 
 
+def _check_compatible(saved: dict[str, Any], config: ml_collections.ConfigDict,
+                      where: str) -> None:
+  expected = _lists(run_record(config))
+  saved = _lists(saved)
+  if saved != expected:
+    diffs = [f'{k}: checkpoint has {saved.get(k)}, config has {v}'
+             for k, v in expected.items() if saved.get(k) != v]
+    raise CheckpointError(
+        f'checkpoint {where} belongs to another run ({"; ".join(diffs)}). '
+        f'Refusing to resume: use a fresh --workdir, or the config that wrote it.')
+
+
+def _set_aside(manager: ocp.CheckpointManager, step: int, reason: Exception) -> None:
+  src = epath.Path(manager.directory) / str(step)
+  dst = epath.Path(manager.directory).parent / 'checkpoints_damaged' / f'{step}-{int(time.time())}'
+  logging.warning('Checkpoint %s is damaged and cannot be restored (%s: %s). Moving it to %s '
+                  'and trying the previous one.', src, type(reason).__name__,
+                  str(reason).splitlines()[0][:300], dst)
+  if jax.process_index() == 0:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(os.fspath(src), os.fspath(dst))
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(f'set aside damaged checkpoint {step}')
+  manager.reload()
+
+
 def restore_latest(manager: ocp.CheckpointManager, target: Any,
                    config: ml_collections.ConfigDict) -> Any | None:
-  """Restores the newest checkpoint into the structure/sharding of `target`.
+  """Restores the newest good checkpoint into the structure/sharding of `target`.
 
-  Returns None when there is none. Raises IncompatibleCheckpointError when
-  the checkpoint was written by a run whose model or data shape differ.
+  Returns None when there is none. Raises CheckpointError when the checkpoint
+  was written by a run whose model or data shape differ.
   """
-  step = manager.latest_step()
-  if step is None:
-    return None
-  directory = os.fspath(manager.directory)
-  saved = manager.restore(step, args=ocp.args.Composite(run=ocp.args.JsonRestore()))['run']
-  expected = _lists(run_record(config))
-  if _lists(saved) != expected:
-    diffs = {k: (saved.get(k), expected[k]) for k in expected if saved.get(k) != expected[k]}
-    raise IncompatibleCheckpointError(
-        f'checkpoint {directory}/{step} belongs to another run: '
-        + '; '.join(f'{k}: checkpoint has {a}, config has {b}' for k, (a, b) in diffs.items())
-        + '. Use a fresh --workdir, or the config that wrote it.')
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(target)))['state']
-  logging.info('Resumed from checkpoint %s/%d', directory, step)
-  return restored
+  for step in sorted(manager.all_steps(), reverse=True):
+    where = f'{manager.directory}/{step}'
+    try:
+      saved = manager.restore(step, args=ocp.args.Composite(run=ocp.args.JsonRestore()))['run']
+    except Exception as e:  # pylint: disable=broad-except
+      _set_aside(manager, step, e)
+      continue
+    _check_compatible(saved, config, where)
+    try:
+      restored = manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(target)))['state']
+    except Exception as e:  # pylint: disable=broad-except
+      _set_aside(manager, step, e)
+      continue
+    logging.info('Restored checkpoint %s', where)
+    return restored
+  return None

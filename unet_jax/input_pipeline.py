@@ -20,6 +20,7 @@ from etils import epath
 
 from unet_jax import lab_data
 from unet_jax import synthetic
+from unet_jax.errors import ConfigError, DataError
 
 Batch = dict[str, np.ndarray]
 
@@ -43,14 +44,14 @@ def resolve_data_dir(data: ml_collections.ConfigDict, workdir: str) -> epath.Pat
                               height=s.height, width=s.width, seed=s.seed)
   if data.source == 'folder':
     if not data.data_dir:
-      raise lab_data.DataError('config.data.data_dir is empty: set it to the folder holding '
+      raise DataError('config.data.data_dir is empty: set it to the folder holding '
                                'CameraRGB/ and CameraMask/, e.g. '
                                '--config.data.data_dir=../shared/data/carla_lab/320x240')
     root = epath.Path(data.data_dir)
     if not root.is_dir():
-      raise lab_data.DataError(f'config.data.data_dir={data.data_dir!r} is not a directory')
+      raise DataError(f'config.data.data_dir={data.data_dir!r} is not a directory')
     return root
-  raise ValueError(f"config.data.source must be 'folder' or 'synthetic', got {data.source!r}")
+  raise ConfigError(f"config.data.source must be 'folder' or 'synthetic', got {data.source!r}")
 
 
 def load_split(data_dir: epath.Path, split: str, data: ml_collections.ConfigDict) -> SplitData:
@@ -59,7 +60,7 @@ def load_split(data_dir: epath.Path, split: str, data: ml_collections.ConfigDict
       lab_data.list_pairs(data_dir), split, val_fraction=data.val_fraction,
       test_fraction=data.test_fraction, split_seed=data.split_seed, clip_gap=data.clip_gap)
   if not pairs:
-    raise lab_data.DataError(f'split {split!r} of {data_dir} is empty; adjust '
+    raise DataError(f'split {split!r} of {data_dir} is empty; adjust '
                              f'config.data.val_fraction / test_fraction or add clips')
   size = tuple(data.image_size)
 
@@ -79,10 +80,10 @@ class TrainBatches:
   def __init__(self, data: SplitData, global_batch_size: int, seed: int, hflip: bool,
                process_index: int = 0, process_count: int = 1):
     if global_batch_size % process_count:
-      raise ValueError(f'batch_size={global_batch_size} is not divisible by the '
+      raise ConfigError(f'batch_size={global_batch_size} is not divisible by the '
                        f'{process_count} processes')
     if len(data) < global_batch_size:
-      raise ValueError(f'the training split has {len(data)} frames, fewer than '
+      raise ConfigError(f'the training split has {len(data)} frames, fewer than '
                        f'batch_size={global_batch_size}')
     self.data, self.seed, self.hflip = data, seed, hflip
     self.global_batch_size = global_batch_size

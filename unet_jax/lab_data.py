@@ -15,13 +15,11 @@ import numpy as np
 from etils import epath
 from PIL import Image
 
+from unet_jax.errors import DataError
+
 IMAGE_DIR = 'CameraRGB'
 MASK_DIR = 'CameraMask'
 SPLITS = ('train', 'validation', 'test')
-
-
-class DataError(ValueError):
-  """A problem with files on disk; the message names the file(s)."""
 
 
 @dataclasses.dataclass(frozen=True)

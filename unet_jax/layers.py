@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from unet_jax.errors import ConfigError
+
 Dtype = Any
 
 
@@ -108,5 +110,5 @@ class UpConv(nn.Module):
       y = jax.lax.conv_transpose(x, kernel, (2, 2), 'SAME',
                                  dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
     else:
-      raise ValueError(f"UpConv.impl must be 'subpixel' or 'xla', got {self.impl!r}")
+      raise ConfigError(f"model.upconv_impl must be 'subpixel' or 'xla', got {self.impl!r}")
     return y + bias

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from unet_jax.errors import ConfigError
+
 
 def cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array,
                   class_weights: Sequence[float] | None = None) -> tuple[jax.Array, jax.Array]:
@@ -21,7 +23,7 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array,
   weights = mask.astype(jnp.float32)
   if class_weights:
     if len(class_weights) != logits.shape[-1]:
-      raise ValueError(f'loss.class_weights has {len(class_weights)} entries for '
+      raise ConfigError(f'loss.class_weights has {len(class_weights)} entries for '
                        f'{logits.shape[-1]} classes')
     weights = weights * jnp.asarray(class_weights, jnp.float32)[safe_labels]
   return jnp.sum(losses * weights), jnp.sum(weights)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from unet_jax import layers
+from unet_jax.errors import ConfigError
 
 Dtype = Any
 
@@ -74,11 +75,11 @@ class UNet(nn.Module):
   def check_input_shape(self, shape: Sequence[int]) -> None:
     """Raises a ValueError naming the problem if `shape` (N,H,W,C) can't be used."""
     if len(shape) != 4:
-      raise ValueError(f'UNet expects NHWC images, got shape {tuple(shape)}')
+      raise ConfigError(f'UNet expects NHWC images, got shape {tuple(shape)}')
     multiple = 2 ** self.depth
     h, w = shape[1], shape[2]
     if h % multiple or w % multiple:
-      raise ValueError(
+      raise ConfigError(
           f'input size {h}x{w} is not a multiple of 2**depth = {multiple} '
           f'(depth {self.depth} from {len(self.widths)} widths); choose an '
           f'image size divisible by {multiple}, e.g. '
@@ -88,11 +89,11 @@ class UNet(nn.Module):
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
     self.check_input_shape(images.shape)
     if self.norm not in NORMS:
-      raise ValueError(f'model.norm must be one of {NORMS}, got {self.norm!r}')
+      raise ConfigError(f'model.norm must be one of {NORMS}, got {self.norm!r}')
     if self.upsample not in UPSAMPLES:
-      raise ValueError(f'model.upsample must be one of {UPSAMPLES}, got {self.upsample!r}')
+      raise ConfigError(f'model.upsample must be one of {UPSAMPLES}, got {self.upsample!r}')
     if len(self.dropout) != len(self.widths):
-      raise ValueError(f'model.dropout has {len(self.dropout)} entries, '
+      raise ConfigError(f'model.dropout has {len(self.dropout)} entries, '
                        f'model.widths has {len(self.widths)}: give one rate per level')
     x = images
     if jnp.issubdtype(x.dtype, jnp.integer):
@@ -133,7 +134,7 @@ def create_model(model_config: ml_collections.ConfigDict, num_classes: int) -> U
   """Builds the UNet described by `config.model`."""
   dtypes = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
   if model_config.dtype not in dtypes:
-    raise ValueError(f'model.dtype must be one of {sorted(dtypes)}, got {model_config.dtype!r}')
+    raise ConfigError(f'model.dtype must be one of {sorted(dtypes)}, got {model_config.dtype!r}')
   return UNet(
       num_classes=num_classes,
       widths=tuple(model_config.widths),

@@ -3,6 +3,8 @@
 import ml_collections
 import optax
 
+from unet_jax.errors import ConfigError
+
 OPTIMIZERS = ('adam', 'adamw', 'sgd')
 SCHEDULES = ('constant', 'warmup_cosine', 'piecewise')
 
@@ -22,7 +24,7 @@ def create_schedule(opt: ml_collections.ConfigDict, num_train_steps: int) -> opt
     boundaries = {int(frac * num_train_steps): scale
                   for frac, scale in zip(opt.piecewise_boundaries, opt.piecewise_scales)}
     return optax.piecewise_constant_schedule(lr, boundaries)
-  raise ValueError(f'optimizer.schedule must be one of {SCHEDULES}, got {opt.schedule!r}')
+  raise ConfigError(f'optimizer.schedule must be one of {SCHEDULES}, got {opt.schedule!r}')
 
 
 def create_optimizer(opt: ml_collections.ConfigDict,
@@ -32,7 +34,7 @@ def create_optimizer(opt: ml_collections.ConfigDict,
   if opt.name == 'adam':
     tx = optax.adam(schedule, b1=opt.b1, b2=opt.b2)
     if opt.weight_decay:
-      raise ValueError('optimizer.weight_decay needs optimizer.name=adamw or sgd, '
+      raise ConfigError('optimizer.weight_decay needs optimizer.name=adamw or sgd, '
                        'adam has no decoupled weight decay')
   elif opt.name == 'adamw':
     tx = optax.adamw(schedule, b1=opt.b1, b2=opt.b2, weight_decay=opt.weight_decay)
@@ -41,7 +43,7 @@ def create_optimizer(opt: ml_collections.ConfigDict,
     if opt.weight_decay:
       tx = optax.chain(optax.add_decayed_weights(opt.weight_decay), tx)
   else:
-    raise ValueError(f'optimizer.name must be one of {OPTIMIZERS}, got {opt.name!r}')
+    raise ConfigError(f'optimizer.name must be one of {OPTIMIZERS}, got {opt.name!r}')
   if opt.grad_clip_norm > 0:
     tx = optax.chain(optax.clip_by_global_norm(opt.grad_clip_norm), tx)
   return tx, schedule

@@ -13,6 +13,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from unet_jax.errors import ConfigError
+
 
 def create_mesh() -> Mesh:
   # Auto axes: XLA propagates the batch sharding through reshapes in the model.
@@ -32,7 +34,7 @@ def check_batch_size(batch_size: int, name: str = 'batch_size') -> None:
   """The global batch must split evenly over all devices."""
   n = jax.device_count()
   if batch_size % n:
-    raise ValueError(f'config.{name}={batch_size} is not divisible by the {n} devices; '
+    raise ConfigError(f'config.{name}={batch_size} is not divisible by the {n} devices; '
                      f'use a multiple of {n}')
 
 

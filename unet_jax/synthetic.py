@@ -19,6 +19,7 @@ from etils import epath
 
 from unet_jax import lab_data
 from unet_jax.classes import CARLA
+from unet_jax.errors import DataError
 
 MARKER = 'synthetic_complete.json'
 
@@ -181,12 +182,12 @@ def generate(data_dir: str | os.PathLike, *, num_clips: int, frames_per_clip: in
   if marker.exists():
     found = json.loads(marker.read_text())
     if found != spec:
-      raise lab_data.DataError(
+      raise DataError(
           f'{root} holds synthetic data made with {found}, but the config asks for {spec}; '
           f'point config.data.data_dir elsewhere or delete that folder')
     return root
   if root.exists() and any(root.iterdir()):
-    raise lab_data.DataError(f'{root} exists, is not empty and is not a complete synthetic '
+    raise DataError(f'{root} exists, is not empty and is not a complete synthetic '
                              f'dataset ({MARKER} missing); refusing to write into it')
   tmp = epath.Path(str(root) + f'.tmp-{os.getpid()}')
   if tmp.exists():

@@ -11,7 +11,6 @@ import math
 import os
 from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -22,7 +21,13 @@ from clu import metric_writers, parameter_overview, periodic_actions
 from etils import epath
 from flax.training import train_state
 
-from unet_jax import checkpointing, input_pipeline, losses, metrics, models, optim, parallel
+from unet_jax import (checkpointing, input_pipeline, losses, metrics, models, optim, parallel,
+                      preemption)
+from unet_jax.errors import ConfigError, DivergedError, WorkdirError
+
+
+_NO_STEP = 2**31 - 1  # "no non-finite step yet" in a running minimum.
+NONFINITE_POLICIES = ('stop', 'skip')
 
 
 class TrainState(train_state.TrainState):
@@ -53,7 +58,12 @@ def _pixel_mask(config: ml_collections.ConfigDict, batch: dict[str, jax.Array]) 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], *, config: ml_collections.ConfigDict,
                dropout_key: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One optimizer step on a global batch; returns summed (not averaged) metrics."""
+  """One optimizer step on a global batch; returns summed (not averaged) metrics.
+
+  An update whose loss or gradient is not finite is never applied: the step
+  counter advances but parameters and optimizer state stay as they were, and
+  the metrics say which step it was (see `config.nonfinite`).
+  """
   mask = _pixel_mask(config, batch)
   # Dropout noise is a function of (seed, step) alone: resuming replays it exactly.
   rng = jax.random.fold_in(dropout_key, state.step)
@@ -67,13 +77,28 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, config: ml_col
     return loss_sum / jnp.maximum(weight_sum, 1e-12), (logits, updates, loss_sum, weight_sum)
 
   grads, (logits, updates, loss_sum, weight_sum) = jax.grad(loss_fn, has_aux=True)(state.params)
-  state = state.apply_gradients(grads=grads,
-                                batch_stats=updates.get('batch_stats', state.batch_stats))
+  grad_norm = optax.tree.norm(grads)
+  finite = jnp.isfinite(loss_sum) & jnp.isfinite(grad_norm)
+  new_state = state.apply_gradients(grads=grads,
+                                    batch_stats=updates.get('batch_stats', state.batch_stats))
+  new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state,
+                           state.replace(step=new_state.step))
   correct = jnp.sum((jnp.argmax(logits, -1) == batch['label']) & mask)
-  return state, {'loss_sum': loss_sum, 'weight_sum': weight_sum,
-                 'correct': correct.astype(jnp.float32),
-                 'pixels': jnp.sum(mask).astype(jnp.float32),
-                 'grad_norm': optax.tree.norm(grads)}
+  return new_state, {
+      'loss_sum': jnp.where(finite, loss_sum, 0.0), 'weight_sum': weight_sum,
+      'correct': correct.astype(jnp.float32), 'pixels': jnp.sum(mask).astype(jnp.float32),
+      'grad_norm': jnp.where(finite, grad_norm, 0.0),
+      'nonfinite': (~finite).astype(jnp.int32),
+      'first_nonfinite_step': jnp.where(finite, _NO_STEP, state.step + 1).astype(jnp.int32),
+  }
+
+
+def _accumulate(total: dict[str, jax.Array] | None,
+                step_metrics: dict[str, jax.Array]) -> dict[str, jax.Array]:
+  if total is None:
+    return step_metrics
+  return {k: (jnp.minimum if k == 'first_nonfinite_step' else jnp.add)(total[k], v)
+          for k, v in step_metrics.items()}
 
 
 def eval_step(state: TrainState, batch: dict[str, jax.Array], *,
@@ -104,22 +129,51 @@ def evaluate(eval_fn, state: TrainState, data: input_pipeline.SplitData,
   return summary, cm
 
 
-def _write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-  if jax.process_index() == 0:
-    (epath.Path(workdir) / 'config.json').write_text(config.to_json_best_effort(indent=2))
+def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> str:
+  """Creates the workdir, writes the config there; returns its absolute path."""
+  if '://' not in workdir:  # Orbax wants absolute paths; cloud paths already are.
+    workdir = os.path.abspath(workdir)
+  try:
+    epath.Path(workdir).mkdir(parents=True, exist_ok=True)
+    if jax.process_index() == 0:
+      (epath.Path(workdir) / 'config.json').write_text(config.to_json_best_effort(indent=2))
+  except OSError as e:
+    raise WorkdirError(f'cannot write to --workdir={workdir}: {e}') from e
+  return workdir
+
+
+def _check_finite(sums: dict[str, np.ndarray], step: int, policy: str,
+                  last_checkpoint: int | None) -> None:
+  if not sums['nonfinite']:
+    return
+  first = int(sums['first_nonfinite_step'])
+  if policy == 'skip':
+    logging.warning('Skipped %d update(s) with a non-finite loss or gradient, the first at '
+                    'step %d.', int(sums['nonfinite']), first)
+    return
+  raise DivergedError(
+      f'the loss or gradient became NaN or infinite at step {first} '
+      f'({int(sums["nonfinite"])} such step(s) up to step {step}); no such update was '
+      f'applied, and the newest checkpoint (step {last_checkpoint}) is intact. Lower '
+      f'config.optimizer.learning_rate, set config.optimizer.grad_clip_norm, or set '
+      f'config.nonfinite=skip to skip such updates and go on.')
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
-  """Trains `config` in `workdir`, resuming from its newest checkpoint.
+  """Trains `config` in `workdir`, resuming from its newest good checkpoint.
 
   Returns the final evaluation summary (also written to
-  `workdir/eval_results.json`).
+  `workdir/eval_results.json`). On SIGTERM it saves a checkpoint at the next
+  step boundary and returns early with `summary['preempted'] = 1.0`.
   """
-  epath.Path(workdir).mkdir(parents=True, exist_ok=True)
-  _write_config(config, workdir)
+  if config.nonfinite not in NONFINITE_POLICIES:
+    raise ConfigError(f'config.nonfinite must be one of {NONFINITE_POLICIES}, '
+                      f'got {config.nonfinite!r}')
+  model = models.create_model(config.model, config.data.num_classes)
+  model.check_input_shape((1, *config.data.image_size, 3))
   parallel.check_batch_size(config.batch_size)
   parallel.check_batch_size(config.eval_batch_size, 'eval_batch_size')
-  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+  workdir = prepare_workdir(config, workdir)
 
   data_dir = input_pipeline.resolve_data_dir(config.data, workdir)
   train_data = input_pipeline.load_split(data_dir, 'train', config.data)
@@ -132,12 +186,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                len(train_data), len(eval_data), total_steps, config.batch_size,
                total_steps / batches.steps_per_epoch)
 
-  model = models.create_model(config.model, config.data.num_classes)
   tx, schedule = optim.create_optimizer(config.optimizer, total_steps)
   init_key, dropout_key = jax.random.split(jax.random.key(config.seed))
   mesh = parallel.create_mesh()
-  state = jax.device_put(create_train_state(config, model, tx, init_key),
-                         parallel.replicated(mesh))
+  replicated = parallel.replicated(mesh)
+  state = jax.device_put(create_train_state(config, model, tx, init_key), replicated)
   parameter_overview.log_parameter_overview(state.params)
 
   manager = checkpointing.create_manager(workdir, config)
@@ -150,46 +203,56 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   data_sharding = parallel.batch_sharding(mesh)
   p_train_step = jax.jit(
       functools.partial(train_step, config=config, dropout_key=dropout_key),
-      in_shardings=(parallel.replicated(mesh), data_sharding),
-      out_shardings=parallel.replicated(mesh), donate_argnums=0)
+      in_shardings=(replicated, data_sharding), out_shardings=replicated, donate_argnums=0)
   p_eval_step = jax.jit(functools.partial(eval_step, config=config),
-                        in_shardings=(parallel.replicated(mesh), data_sharding),
-                        out_shardings=parallel.replicated(mesh))
+                        in_shardings=(replicated, data_sharding), out_shardings=replicated)
 
+  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
   report = periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer)
-  hooks = [report] if jax.process_index() == 0 else []
   summary: dict[str, float] = {}
   train_sums = None
+  step = start_step
   device_batches = parallel.prefetch_to_device(batches.iterate(start_step), data_sharding,
                                                config.prefetch_batches)
-  with metric_writers.ensure_flushes(writer):
-    for step in range(start_step + 1, total_steps + 1):
-      with jax.profiler.StepTraceAnnotation('train', step_num=step):
-        state, step_metrics = p_train_step(state, next(device_batches))
-      # Sums stay on device; the host only reads them every log_every_steps.
-      train_sums = step_metrics if train_sums is None else jax.tree.map(
-          jnp.add, train_sums, step_metrics)
-      for hook in hooks:
-        hook(step)
-      is_last = step == total_steps
-      if step % config.log_every_steps == 0 or is_last:
-        sums = jax.device_get(train_sums)
-        train_sums = None
-        writer.write_scalars(step, {
-            'train/loss': sums['loss_sum'] / max(sums['weight_sum'], 1e-12),
-            'train/pixel_accuracy': sums['correct'] / max(sums['pixels'], 1),
-            'train/grad_norm': float(sums['grad_norm']),  # summed over the window
-            'train/learning_rate': float(schedule(step - 1)),
-        })
-      if step % config.eval_every_steps == 0 or is_last:
-        with report.timed('eval'):
-          summary, _ = evaluate(p_eval_step, state, eval_data, config, data_sharding)
-        writer.write_scalars(step, {f'eval/{k}': v for k, v in summary.items()
-                                    if not math.isnan(v)})
-      if step % config.checkpoint_every_steps == 0 or is_last:
-        with report.timed('checkpoint'):
+  try:
+    with metric_writers.ensure_flushes(writer), preemption.StopRequest() as stop:
+      for step in range(start_step + 1, total_steps + 1):
+        with jax.profiler.StepTraceAnnotation('train', step_num=step):
+          state, step_metrics = p_train_step(state, next(device_batches))
+        # Sums stay on device; the host reads them every log_every_steps.
+        train_sums = _accumulate(train_sums, step_metrics)
+        if jax.process_index() == 0:
+          report(step)
+        is_last = step == total_steps
+        preempted = stop.should_stop(step)
+        if step % config.log_every_steps == 0 or is_last or preempted:
+          sums = jax.device_get(train_sums)
+          train_sums = None
+          _check_finite(sums, step, config.nonfinite, manager.latest_step())
+          writer.write_scalars(step, {
+              'train/loss': sums['loss_sum'] / max(sums['weight_sum'], 1e-12),
+              'train/pixel_accuracy': sums['correct'] / max(sums['pixels'], 1),
+              'train/skipped_updates': int(sums['nonfinite']),
+              'train/learning_rate': float(schedule(step - 1)),
+          })
+        if preempted:
           checkpointing.save(manager, step, state, config)
-  manager.wait_until_finished()
+          logging.warning('Stopped by %s at step %d; checkpoint saved. Run the same command '
+                          'to resume.', stop.signal_name or 'preemption', step)
+          return {'preempted': 1.0, 'step': float(step)}
+        if step % config.eval_every_steps == 0 or is_last:
+          with report.timed('eval'):
+            summary, _ = evaluate(p_eval_step, state, eval_data, config, data_sharding)
+          writer.write_scalars(step, {f'eval/{k}': v for k, v in summary.items()
+                                      if not math.isnan(v)})
+        if step % config.checkpoint_every_steps == 0 or is_last:
+          with report.timed('checkpoint'):
+            checkpointing.save(manager, step, state, config)
+  finally:
+    # An asynchronous save in flight is completed, whatever ended the loop.
+    manager.wait_until_finished()
+    manager.close()
+
   if not summary:  # nothing left to train: score the restored state.
     summary, _ = evaluate(p_eval_step, state, eval_data, config, data_sharding)
   if jax.process_index() == 0:
