@@ -1,9 +1,12 @@
-"""Entry point: `python main.py --config=configs/synthetic.py --workdir=/tmp/run`.
+"""Entry point: train, evaluate, predict with or export a U-Net.
 
-Flags:
-  --config   a configs/*.py file; override fields with --config.a.b=value.
-  --workdir  where checkpoints, TensorBoard events and reports go. Running
-             again with the same workdir resumes from the newest checkpoint.
+  python main.py --config=configs/synthetic.py --workdir=/tmp/run       # train (resumes)
+  python main.py --mode=eval --workdir=/tmp/run [--checkpoint=best] [--split=validation | --data_dir=DIR]
+  python main.py --mode=predict --workdir=/tmp/run --input='photos/*.png' --output_dir=/tmp/pred
+  python main.py --mode=export --workdir=/tmp/run [--output_dir=/tmp/model]
+
+Training needs --config (overrides: --config.a.b=value). The other modes read
+the config the run wrote to <workdir>/config.json unless --config is given.
 """
 
 import logging as py_logging
@@ -14,14 +17,49 @@ from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and reports.')
-flags.DEFINE_enum('mode', 'train', ['train'], 'What to do with the config and workdir.')
-config_flags.DEFINE_config_file('config', None, 'Training configuration file.', lock_config=True)
-flags.mark_flags_as_required(['config', 'workdir'])
+flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict', 'export'], 'What to do.')
+flags.DEFINE_string('checkpoint', 'latest', "eval/predict/export: 'latest', 'best' or a step.")
+flags.DEFINE_string('split', 'validation', 'eval: split of the configured dataset.')
+flags.DEFINE_string('data_dir', '', 'eval: a folder in the lab layout to score instead.')
+flags.DEFINE_string('input', '', 'predict: an image file, a folder or a glob.')
+flags.DEFINE_string('mask_dir', '', 'predict: folder of true masks with the same names.')
+flags.DEFINE_enum('size_mode', 'resize', ['resize', 'pad'],
+                  'predict: resize to the training size, or pad to a multiple of 2**depth.')
+flags.DEFINE_integer('batch_size', 8, 'predict: images per forward pass.')
+flags.DEFINE_string('output_dir', '', 'eval/predict/export: where results go.')
+flags.DEFINE_list('platforms', ['cpu'], 'export: platforms to compile for (cpu, cuda, tpu).')
+config_flags.DEFINE_config_file('config', None, 'Configuration file.', lock_config=True)
+flags.mark_flags_as_required(['workdir'])
 
 
 def _hide_orbax_info(record: py_logging.LogRecord) -> bool:
   # Orbax logs a dozen INFO lines per save; keep its warnings and errors.
   return record.levelno >= py_logging.WARNING or '/orbax/' not in record.pathname
+
+
+def _run(config, errors) -> int:
+  from unet_jax import evaluate, export, inference, predict, train
+  if FLAGS.mode == 'train':
+    if config is None:
+      raise errors.ConfigError('--config is required for --mode=train')
+    train.train_and_evaluate(config, FLAGS.workdir)
+    return 0
+  config = config or inference.load_config(FLAGS.workdir)
+  if FLAGS.mode == 'eval':
+    evaluate.evaluate_checkpoint(config, FLAGS.workdir, checkpoint=FLAGS.checkpoint,
+                                 split=FLAGS.split, data_dir=FLAGS.data_dir,
+                                 output_dir=FLAGS.output_dir)
+  elif FLAGS.mode == 'predict':
+    if not FLAGS.input or not FLAGS.output_dir:
+      raise errors.ConfigError('--mode=predict needs --input and --output_dir')
+    counts = predict.predict_files(config, FLAGS.workdir, FLAGS.input, FLAGS.output_dir,
+                                   checkpoint=FLAGS.checkpoint, size_mode=FLAGS.size_mode,
+                                   batch_size=FLAGS.batch_size, mask_dir=FLAGS.mask_dir)
+    return 1 if counts['failed'] else 0
+  elif FLAGS.mode == 'export':
+    export.export_checkpoint(config, FLAGS.workdir, FLAGS.output_dir,
+                             checkpoint=FLAGS.checkpoint, platforms=tuple(FLAGS.platforms))
+  return 0
 
 
 def main(argv):
@@ -34,11 +72,11 @@ def main(argv):
   tf.config.set_visible_devices([], 'TPU')
 
   import jax
-  from unet_jax import errors, train
+  from unet_jax import errors
   logging.info('JAX process %d/%d, local devices: %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
   try:
-    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    return _run(FLAGS.config, errors)
   except errors.UserError as e:
     # A mistake the user can fix: the message says what and where; no traceback.
     logging.error('%s: %s', type(e).__name__, e)

@@ -12,6 +12,7 @@ damaged (files truncated or missing) is moved to `checkpoints_damaged/` with a
 warning, and the next older one is used.
 """
 
+import json
 import os
 import shutil
 import time
@@ -25,6 +26,8 @@ from etils import epath
 from jax.experimental import multihost_utils
 
 from unet_jax.errors import CheckpointError
+
+BEST_RECORD = 'best.json'
 
 
 def run_record(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -51,6 +54,34 @@ def create_manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.Check
       max_to_keep=config.keep_checkpoints, create=True, cleanup_tmp_directories=True)
   return ocp.CheckpointManager(
       epath.Path(workdir) / 'checkpoints', options=options, item_names=('state', 'run'))
+
+
+def create_best_manager(workdir: str) -> ocp.CheckpointManager:
+  """`workdir/checkpoints_best`: the single checkpoint with the best validation mIoU."""
+  options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True,
+                                         cleanup_tmp_directories=True)
+  return ocp.CheckpointManager(epath.Path(workdir) / 'checkpoints_best', options=options,
+                               item_names=('state', 'run'))
+
+
+def best_record(workdir: str) -> dict[str, Any] | None:
+  """`{'step', 'mean_iou'}` of the best checkpoint so far, if any."""
+  path = epath.Path(workdir) / BEST_RECORD
+  return json.loads(path.read_text()) if path.exists() else None
+
+
+def maybe_save_best(manager: ocp.CheckpointManager, workdir: str, step: int, mean_iou: float,
+                    state: Any, config: ml_collections.ConfigDict) -> bool:
+  """Saves `state` as the best checkpoint if `mean_iou` beats the record."""
+  best = best_record(workdir)
+  if best is not None and not mean_iou > best['mean_iou']:
+    return False
+  save(manager, step, state, config)
+  manager.wait_until_finished()  # the record must never point at a missing save
+  if jax.process_index() == 0:
+    (epath.Path(workdir) / BEST_RECORD).write_text(
+        json.dumps({'step': step, 'mean_iou': mean_iou}))
+  return True
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any,

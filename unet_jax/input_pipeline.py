@@ -61,7 +61,15 @@ def load_split(data_dir: epath.Path, split: str, data: ml_collections.ConfigDict
       test_fraction=data.test_fraction, split_seed=data.split_seed, clip_gap=data.clip_gap)
   if not pairs:
     raise DataError(f'split {split!r} of {data_dir} is empty; adjust '
-                             f'config.data.val_fraction / test_fraction or add clips')
+                    f'config.data.val_fraction / test_fraction or add clips')
+  loaded = load_pairs(pairs, data)
+  logging.info('Loaded %d %s frames from %s at %s', len(pairs), split, data_dir,
+               tuple(data.image_size))
+  return loaded
+
+
+def load_pairs(pairs: list[lab_data.Pair], data: ml_collections.ConfigDict) -> SplitData:
+  """Reads, validates and resizes `pairs` (in parallel threads) into memory."""
   size = tuple(data.image_size)
 
   def load(pair):
@@ -69,7 +77,6 @@ def load_split(data_dir: epath.Path, split: str, data: ml_collections.ConfigDict
 
   with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
     loaded = list(pool.map(load, pairs))
-  logging.info('Loaded %d %s frames from %s at %s', len(pairs), split, data_dir, size)
   return SplitData(np.stack([im for im, _ in loaded]), np.stack([m for _, m in loaded]),
                    tuple(p.name for p in pairs))
 

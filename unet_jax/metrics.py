@@ -42,19 +42,33 @@ def iou_per_class(cm: np.ndarray) -> np.ndarray:
     return np.where(union > 0, tp / union, np.nan)
 
 
+def dice_per_class(cm: np.ndarray) -> np.ndarray:
+  """Dice (F1) of each class; NaN for classes absent from truth and prediction."""
+  cm = np.asarray(cm, np.float64)
+  tp = np.diag(cm)
+  denom = cm.sum(0) + cm.sum(1)
+  with np.errstate(invalid='ignore', divide='ignore'):
+    return np.where(denom > 0, 2 * tp / denom, np.nan)
+
+
 def summarize(cm: np.ndarray, class_names: Sequence[str] | None = None) -> dict[str, float]:
   """Pixel accuracy, mean IoU over present classes, and per-class IoU.
 
   A class counts as present when it occurs in the truth or the prediction;
-  classes absent from both are left out of the mean (never scored 0 or 1).
+  classes absent from both are left out of the means (never scored 0 or 1).
+  Frequency-weighted IoU weights each class's IoU by its share of true pixels.
   """
   cm = np.asarray(cm, np.int64)
   total = cm.sum()
   ious = iou_per_class(cm)
+  dice = dice_per_class(cm)
   present = ~np.isnan(ious)
+  freq = cm.sum(1) / total if total else np.zeros(len(cm))
   out = {
       'pixel_accuracy': float(np.trace(cm) / total) if total else float('nan'),
       'mean_iou': float(ious[present].mean()) if present.any() else float('nan'),
+      'mean_dice': float(dice[present].mean()) if present.any() else float('nan'),
+      'fw_iou': float(np.nansum(freq * ious)) if total else float('nan'),
       'num_present_classes': float(present.sum()),
   }
   names = class_names or [str(i) for i in range(len(cm))]

@@ -22,7 +22,7 @@ from etils import epath
 from flax.training import train_state
 
 from unet_jax import (checkpointing, input_pipeline, losses, metrics, models, optim, parallel,
-                      preemption)
+                      preemption, reports, visualize)
 from unet_jax.errors import ConfigError, DivergedError, WorkdirError
 
 
@@ -114,6 +114,13 @@ def eval_step(state: TrainState, batch: dict[str, jax.Array], *,
   return {'confusion': cm, 'loss_sum': loss_sum, 'weight_sum': weight_sum}
 
 
+def make_eval_fn(config: ml_collections.ConfigDict, mesh):
+  """`eval_step` compiled for a replicated state and a batch split over `mesh`."""
+  return jax.jit(functools.partial(eval_step, config=config),
+                 in_shardings=(parallel.replicated(mesh), parallel.batch_sharding(mesh)),
+                 out_shardings=parallel.replicated(mesh))
+
+
 def evaluate(eval_fn, state: TrainState, data: input_pipeline.SplitData,
              config: ml_collections.ConfigDict, sharding) -> tuple[dict[str, float], np.ndarray]:
   """Scores `data` once; returns (summary, confusion matrix)."""
@@ -127,6 +134,17 @@ def evaluate(eval_fn, state: TrainState, data: input_pipeline.SplitData,
   summary = metrics.summarize(cm, config.data.class_names)
   summary['loss'] = loss
   return summary, cm
+
+
+def predict_panels(state: TrainState, data: input_pipeline.SplitData,
+                   config: ml_collections.ConfigDict, indices: np.ndarray) -> np.ndarray:
+  """`image | truth | prediction` panels of `data[indices]`, stacked vertically."""
+  images = data.images[indices]
+  logits = jax.jit(state.apply_fn, static_argnames='train')(
+      {'params': state.params, 'batch_stats': state.batch_stats}, images, train=False)
+  preds = np.asarray(jnp.argmax(logits, -1))
+  return visualize.stack([visualize.panel(im, p, config.data.class_names, truth=t)
+                          for im, p, t in zip(images, preds, data.masks[indices])])
 
 
 def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> str:
@@ -194,6 +212,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   parameter_overview.log_parameter_overview(state.params)
 
   manager = checkpointing.create_manager(workdir, config)
+  best_manager = checkpointing.create_best_manager(workdir)
+  # Fixed validation frames whose predictions go to TensorBoard at each eval.
+  panel_indices = np.linspace(0, len(eval_data) - 1, min(config.num_panels, len(eval_data)),
+                              dtype=int)
   restored = checkpointing.restore_latest(manager, state, config)
   if restored is not None:
     state = restored
@@ -204,8 +226,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   p_train_step = jax.jit(
       functools.partial(train_step, config=config, dropout_key=dropout_key),
       in_shardings=(replicated, data_sharding), out_shardings=replicated, donate_argnums=0)
-  p_eval_step = jax.jit(functools.partial(eval_step, config=config),
-                        in_shardings=(replicated, data_sharding), out_shardings=replicated)
+  p_eval_step = make_eval_fn(config, mesh)
 
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
   report = periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer)
@@ -229,12 +250,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           sums = jax.device_get(train_sums)
           train_sums = None
           _check_finite(sums, step, config.nonfinite, manager.latest_step())
-          writer.write_scalars(step, {
+          scalars = {
               'train/loss': sums['loss_sum'] / max(sums['weight_sum'], 1e-12),
               'train/pixel_accuracy': sums['correct'] / max(sums['pixels'], 1),
               'train/skipped_updates': int(sums['nonfinite']),
               'train/learning_rate': float(schedule(step - 1)),
-          })
+          }
+          writer.write_scalars(step, scalars)
+          if jax.process_index() == 0:
+            reports.append_history(workdir, step, scalars)
         if preempted:
           checkpointing.save(manager, step, state, config)
           logging.warning('Stopped by %s at step %d; checkpoint saved. Run the same command '
@@ -243,21 +267,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         if step % config.eval_every_steps == 0 or is_last:
           with report.timed('eval'):
             summary, _ = evaluate(p_eval_step, state, eval_data, config, data_sharding)
-          writer.write_scalars(step, {f'eval/{k}': v for k, v in summary.items()
-                                      if not math.isnan(v)})
+            scalars = {f'eval/{k}': v for k, v in summary.items() if not math.isnan(v)}
+            writer.write_scalars(step, scalars)
+            if checkpointing.maybe_save_best(best_manager, workdir, step, summary['mean_iou'],
+                                             state, config):
+              logging.info('New best validation mIoU %.4f at step %d', summary['mean_iou'], step)
+            if jax.process_index() == 0:
+              reports.append_history(workdir, step, scalars)
+              writer.write_images(step, {'eval/predictions': predict_panels(
+                  state, eval_data, config, panel_indices)[None]})
         if step % config.checkpoint_every_steps == 0 or is_last:
           with report.timed('checkpoint'):
             checkpointing.save(manager, step, state, config)
   finally:
     # An asynchronous save in flight is completed, whatever ended the loop.
-    manager.wait_until_finished()
-    manager.close()
+    for m in (manager, best_manager):
+      m.wait_until_finished()
+      m.close()
 
   if not summary:  # nothing left to train: score the restored state.
     summary, _ = evaluate(p_eval_step, state, eval_data, config, data_sharding)
+  best = checkpointing.best_record(workdir) or {}
   if jax.process_index() == 0:
     (epath.Path(workdir) / 'eval_results.json').write_text(json.dumps(
-        {'step': int(state.step), **summary}, indent=2))
-  logging.info('Final validation: mean IoU %.4f, pixel accuracy %.4f (step %d)',
-               summary['mean_iou'], summary['pixel_accuracy'], int(state.step))
+        {'step': int(state.step), 'best_step': best.get('step'), **summary}, indent=2))
+    reports.plot_training_curves(workdir, epath.Path(workdir) / 'training_curves.png')
+  logging.info('Final validation: mean IoU %.4f, pixel accuracy %.4f (step %d); best mean IoU '
+               '%.4f at step %s (checkpoints_best/)', summary['mean_iou'],
+               summary['pixel_accuracy'], int(state.step), best.get('mean_iou', float('nan')),
+               best.get('step'))
   return summary

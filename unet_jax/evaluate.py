@@ -1,0 +1,40 @@
+"""`--mode=eval`: score a checkpoint on a split or on any folder in the lab layout.
+
+Writes metrics.json, per_class.csv, confusion.csv, report.md and confusion.png
+to `<workdir>/eval/<checkpoint>-step<N>-<data>/` (or `--output_dir`).
+"""
+
+import jax
+import ml_collections
+from absl import logging
+from etils import epath
+
+from unet_jax import inference, input_pipeline, lab_data, parallel, reports, train
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
+                        checkpoint: str = 'latest', split: str = 'validation',
+                        data_dir: str = '', output_dir: str = '') -> dict[str, float]:
+  """Evaluates a checkpoint; returns the summary and writes the report files."""
+  state, step = inference.restore_state(config, workdir, checkpoint)
+  if data_dir:
+    data = input_pipeline.load_pairs(lab_data.list_pairs(data_dir), config.data)
+    source = epath.Path(data_dir).name or 'folder'
+  else:
+    root = input_pipeline.resolve_data_dir(config.data, workdir)
+    data = input_pipeline.load_split(root, split, config.data)
+    source = split
+  mesh = parallel.create_mesh()
+  state = jax.device_put(state, parallel.replicated(mesh))
+  summary, cm = train.evaluate(train.make_eval_fn(config, mesh), state, data, config,
+                               parallel.batch_sharding(mesh))
+  out = epath.Path(output_dir or epath.Path(workdir) / 'eval' / f'{checkpoint}-step{step}-{source}')
+  header = {'checkpoint': checkpoint, 'step': step, 'data': data_dir or split,
+            'frames': len(data)}
+  if jax.process_index() == 0:
+    reports.write_eval_report(out, cm, config.data.class_names, header)
+  rows = reports.per_class_rows(cm, config.data.class_names)
+  logging.info('Evaluation of %s (step %d) on %s, %d frames:\n%s', checkpoint, step,
+               header['data'], len(data), reports.markdown_table(summary, rows))
+  logging.info('Report written to %s', out)
+  return summary

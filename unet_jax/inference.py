@@ -1,0 +1,65 @@
+"""A trained model from a workdir: its config, its variables, a predict function."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+from etils import epath
+
+from unet_jax import checkpointing, models, optim, train
+from unet_jax.errors import CheckpointError, WorkdirError
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a training run wrote to `workdir/config.json`."""
+  path = epath.Path(workdir) / 'config.json'
+  if not path.exists():
+    raise WorkdirError(f'{path} not found: --workdir must be the workdir of a training run '
+                       f'(or pass --config)')
+  config = ml_collections.ConfigDict(json.loads(path.read_text()))
+  config.data.image_size = tuple(config.data.image_size)
+  config.model.widths = tuple(config.model.widths)
+  config.model.dropout = tuple(config.model.dropout)
+  return config
+
+
+def restore_state(config: ml_collections.ConfigDict, workdir: str,
+                  checkpoint: str = 'latest') -> tuple[train.TrainState, int]:
+  """(train state, step) of a checkpoint: 'latest', 'best' or a step number."""
+  model = models.create_model(config.model, config.data.num_classes)
+  tx, _ = optim.create_optimizer(config.optimizer, 1)
+  target = train.create_train_state(config, model, tx, jax.random.key(0))
+  manager = (checkpointing.create_best_manager(workdir) if checkpoint == 'best'
+             else checkpointing.create_manager(workdir, config))
+  with manager:
+    steps = manager.all_steps()
+    if not steps:
+      raise CheckpointError(f'no checkpoint in {manager.directory}')
+    if checkpoint in ('latest', 'best'):
+      step = max(steps)
+    else:
+      try:
+        step = int(checkpoint)
+      except ValueError:
+        raise CheckpointError(f"--checkpoint must be 'latest', 'best' or a step, "
+                              f'got {checkpoint!r}') from None
+      if step not in steps:
+        raise CheckpointError(f'no checkpoint at step {step} in {manager.directory}; '
+                              f'there are {sorted(steps)}')
+    state = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target)))['state']
+  return state, step
+
+
+def variables_of(state: train.TrainState) -> dict:
+  return {'params': state.params, 'batch_stats': state.batch_stats}
+
+
+def make_predict_fn(config: ml_collections.ConfigDict, variables: dict):
+  """uint8 (N, H, W, 3) images -> int32 (N, H, W) class maps, compiled once per shape."""
+  model = models.create_model(config.model, config.data.num_classes)
+  apply = jax.jit(lambda v, x: jnp.argmax(model.apply(v, x, train=False), -1).astype(jnp.int32))
+  return lambda images: np.asarray(apply(variables, images))
