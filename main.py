@@ -28,6 +28,10 @@ flags.DEFINE_enum('size_mode', 'resize', ['resize', 'pad'],
 flags.DEFINE_integer('batch_size', 8, 'predict: images per forward pass.')
 flags.DEFINE_string('output_dir', '', 'eval/predict/export: where results go.')
 flags.DEFINE_list('platforms', ['cpu'], 'export: platforms to compile for (cpu, cuda, tpu).')
+flags.DEFINE_string('coordinator_address', '', 'Multi-process: host:port of process 0 '
+                    '(default $JAX_COORDINATOR_ADDRESS; TPU pods and SLURM are detected).')
+flags.DEFINE_integer('num_processes', 0, 'Multi-process: number of processes.')
+flags.DEFINE_integer('process_id', -1, 'Multi-process: index of this process.')
 config_flags.DEFINE_config_file('config', None, 'Configuration file.', lock_config=True)
 flags.mark_flags_as_required(['workdir'])
 
@@ -72,7 +76,8 @@ def main(argv):
   tf.config.set_visible_devices([], 'TPU')
 
   import jax
-  from unet_jax import errors
+  from unet_jax import distributed, errors
+  distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   logging.info('JAX process %d/%d, local devices: %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
   try:

@@ -98,13 +98,19 @@ def test_partial_last_batch_counts_each_example_once():
                                                      np.ones((n, h, w), bool)))
 
 
-def test_eval_batches_split_over_processes_cover_every_example_once():
-  n = 10
-  data = input_pipeline.SplitData(np.zeros((n, 2, 2, 3), np.uint8),
-                                  np.arange(n, dtype=np.uint8)[:, None, None].repeat(2, 1).repeat(2, 2),
-                                  tuple(map(str, range(n))))
-  seen = []
-  for p in range(2):
-    for b in input_pipeline.eval_batches(data, 4, process_index=p, process_count=2):
+def test_eval_batches_over_process_shards_cover_every_example_once():
+  n = 11
+  labels = np.arange(n, dtype=np.uint8)[:, None, None].repeat(2, 1).repeat(2, 2)
+  seen, num_batches = [], set()
+  for p in range(3):
+    shard = input_pipeline.SplitData(
+        np.zeros((len(range(p, n, 3)), 2, 2, 3), np.uint8),
+        input_pipeline.shard_of(labels, p, 3), tuple(input_pipeline.shard_of(
+            [str(i) for i in range(n)], p, 3)), global_size=n)
+    batches = list(input_pipeline.eval_batches(shard, 6, process_count=3))
+    num_batches.add(len(batches))
+    for b in batches:
+      assert len(b['valid']) == 2
       seen += list(b['label'][b['valid'], 0, 0])
+  assert num_batches == {2}  # every process runs the same number of eval steps
   assert sorted(seen) == list(range(n))

@@ -4,6 +4,8 @@ Writes metrics.json, per_class.csv, confusion.csv, report.md and confusion.png
 to `<workdir>/eval/<checkpoint>-step<N>-<data>/` (or `--output_dir`).
 """
 
+import dataclasses
+
 import jax
 import ml_collections
 from absl import logging
@@ -17,12 +19,16 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
                         data_dir: str = '', output_dir: str = '') -> dict[str, float]:
   """Evaluates a checkpoint; returns the summary and writes the report files."""
   state, step = inference.restore_state(config, workdir, checkpoint)
+  shard = (jax.process_index(), jax.process_count())
   if data_dir:
-    data = input_pipeline.load_pairs(lab_data.list_pairs(data_dir), config.data)
+    pairs = lab_data.list_pairs(data_dir)
+    data = dataclasses.replace(
+        input_pipeline.load_pairs(input_pipeline.shard_of(pairs, *shard), config.data),
+        global_size=len(pairs))
     source = epath.Path(data_dir).name or 'folder'
   else:
     root = input_pipeline.resolve_data_dir(config.data, workdir)
-    data = input_pipeline.load_split(root, split, config.data)
+    data = input_pipeline.load_split(root, split, config.data, *shard)
     source = split
   mesh = parallel.create_mesh()
   state = jax.device_put(state, parallel.replicated(mesh))
@@ -30,11 +36,11 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
                                parallel.batch_sharding(mesh))
   out = epath.Path(output_dir or epath.Path(workdir) / 'eval' / f'{checkpoint}-step{step}-{source}')
   header = {'checkpoint': checkpoint, 'step': step, 'data': data_dir or split,
-            'frames': len(data)}
+            'frames': data.num_global}
   if jax.process_index() == 0:
     reports.write_eval_report(out, cm, config.data.class_names, header)
   rows = reports.per_class_rows(cm, config.data.class_names)
   logging.info('Evaluation of %s (step %d) on %s, %d frames:\n%s', checkpoint, step,
-               header['data'], len(data), reports.markdown_table(summary, rows))
+               header['data'], data.num_global, reports.markdown_table(summary, rows))
   logging.info('Report written to %s', out)
   return summary

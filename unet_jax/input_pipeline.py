@@ -1,22 +1,26 @@
-"""Loads a split into memory and serves batches that are a function of the step.
+"""Loads this process's shard of a split and serves batches that are a function of the step.
 
-A training batch is a pure function of (seed, step): each epoch is a
-permutation drawn from (seed, epoch), and augmentation draws from (seed,
-step). So a resumed run sees exactly the batches it would have seen, and every
-process can compute the global batch and keep only its own slice.
-Evaluation walks its split exactly once; the last batch is padded and the
-padding marked invalid.
+With P processes, process p reads only frames p, p+P, p+2P, ... of a split.
+A training batch is a pure function of (seed, step, process): each epoch is a
+permutation of the shard drawn from (seed, epoch, process), and augmentation
+draws from (seed, step, process). So a resumed run sees exactly the batches it
+would have seen. The global batch is the concatenation of the processes'
+local batches. Evaluation walks every shard exactly once, all processes in
+step; last batches are padded and the padding marked invalid.
 """
 
 import concurrent.futures
 import dataclasses
+import functools
 import os
-from typing import Iterator
+from typing import Iterator, Sequence
 
+import jax
 import ml_collections
 import numpy as np
 from absl import logging
 from etils import epath
+from jax.experimental import multihost_utils
 
 from unet_jax import lab_data
 from unet_jax import synthetic
@@ -27,12 +31,23 @@ Batch = dict[str, np.ndarray]
 
 @dataclasses.dataclass(frozen=True)
 class SplitData:
-  images: np.ndarray  # (N, H, W, 3) uint8
-  masks: np.ndarray   # (N, H, W) uint8
+  """This process's frames of a split (all of them when there is one process)."""
+  images: np.ndarray  # (n, H, W, 3) uint8
+  masks: np.ndarray   # (n, H, W) uint8
   names: tuple[str, ...]
+  global_size: int = -1  # frames of the split over all processes; -1: len(names)
 
   def __len__(self) -> int:
     return len(self.names)
+
+  @property
+  def num_global(self) -> int:
+    return len(self.names) if self.global_size < 0 else self.global_size
+
+
+def shard_of(items: Sequence, process_index: int, process_count: int) -> Sequence:
+  """Process `process_index`'s share: every `process_count`-th item."""
+  return items[process_index::process_count]
 
 
 def resolve_data_dir(data: ml_collections.ConfigDict, workdir: str) -> epath.Path:
@@ -40,8 +55,17 @@ def resolve_data_dir(data: ml_collections.ConfigDict, workdir: str) -> epath.Pat
   if data.source == 'synthetic':
     root = data.data_dir or os.path.join(workdir, 'synthetic_data')
     s = data.synthetic
-    return synthetic.generate(root, num_clips=s.num_clips, frames_per_clip=s.frames_per_clip,
-                              height=s.height, width=s.width, seed=s.seed)
+    generate = functools.partial(
+        synthetic.generate, root, num_clips=s.num_clips, frames_per_clip=s.frames_per_clip,
+        height=s.height, width=s.width, seed=s.seed)
+    if jax.process_count() == 1:
+      return generate()
+    # Process 0 writes first; the others then find it (shared filesystem) or
+    # write their own identical copy (separate disks), never racing on one folder.
+    if jax.process_index() == 0:
+      generate()
+    multihost_utils.sync_global_devices('synthetic data generated')
+    return generate()
   if data.source == 'folder':
     if not data.data_dir:
       raise DataError('config.data.data_dir is empty: set it to the folder holding '
@@ -54,18 +78,19 @@ def resolve_data_dir(data: ml_collections.ConfigDict, workdir: str) -> epath.Pat
   raise ConfigError(f"config.data.source must be 'folder' or 'synthetic', got {data.source!r}")
 
 
-def load_split(data_dir: epath.Path, split: str, data: ml_collections.ConfigDict) -> SplitData:
-  """Reads, validates and resizes every pair of `split` into memory."""
+def load_split(data_dir: epath.Path, split: str, data: ml_collections.ConfigDict,
+               process_index: int = 0, process_count: int = 1) -> SplitData:
+  """Reads, validates and resizes this process's shard of `split` into memory."""
   pairs = lab_data.split_pairs(
       lab_data.list_pairs(data_dir), split, val_fraction=data.val_fraction,
       test_fraction=data.test_fraction, split_seed=data.split_seed, clip_gap=data.clip_gap)
   if not pairs:
     raise DataError(f'split {split!r} of {data_dir} is empty; adjust '
                     f'config.data.val_fraction / test_fraction or add clips')
-  loaded = load_pairs(pairs, data)
-  logging.info('Loaded %d %s frames from %s at %s', len(pairs), split, data_dir,
-               tuple(data.image_size))
-  return loaded
+  loaded = load_pairs(shard_of(pairs, process_index, process_count), data)
+  logging.info('Loaded %d of %d %s frames from %s at %s', len(loaded), len(pairs), split,
+               data_dir, tuple(data.image_size))
+  return dataclasses.replace(loaded, global_size=len(pairs))
 
 
 def load_pairs(pairs: list[lab_data.Pair], data: ml_collections.ConfigDict) -> SplitData:
@@ -88,32 +113,32 @@ class TrainBatches:
                process_index: int = 0, process_count: int = 1):
     if global_batch_size % process_count:
       raise ConfigError(f'batch_size={global_batch_size} is not divisible by the '
-                       f'{process_count} processes')
-    if len(data) < global_batch_size:
-      raise ConfigError(f'the training split has {len(data)} frames, fewer than '
-                       f'batch_size={global_batch_size}')
+                        f'{process_count} processes')
+    if data.num_global < global_batch_size:
+      raise ConfigError(f'the training split has {data.num_global} frames, fewer than '
+                        f'batch_size={global_batch_size}')
     self.data, self.seed, self.hflip = data, seed, hflip
-    self.global_batch_size = global_batch_size
     self.local_batch_size = global_batch_size // process_count
     self.process_index = process_index
-    self.steps_per_epoch = len(data) // global_batch_size  # drops the remainder
+    # Every process takes the same number of steps: the smallest shard decides.
+    self.shard_size = data.num_global // process_count
+    self.steps_per_epoch = self.shard_size // self.local_batch_size  # drops the remainder
     self._epoch, self._perm = -1, None
 
-  def _global_indices(self, step: int) -> np.ndarray:
+  def _indices(self, step: int) -> np.ndarray:
     epoch, i = divmod(step, self.steps_per_epoch)
     if epoch != self._epoch:
-      self._epoch = epoch
-      self._perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.data))
-    return self._perm[i * self.global_batch_size:(i + 1) * self.global_batch_size]
+      rng = np.random.default_rng([self.seed, epoch, self.process_index])
+      self._epoch, self._perm = epoch, rng.permutation(len(self.data))[:self.shard_size]
+    return self._perm[i * self.local_batch_size:(i + 1) * self.local_batch_size]
 
   def __call__(self, step: int) -> Batch:
-    """This process's slice of the global batch of `step`."""
-    lo = self.process_index * self.local_batch_size
-    idx = self._global_indices(step)[lo:lo + self.local_batch_size]
+    """This process's part of the global batch of `step`."""
+    idx = self._indices(step)
     images, masks = self.data.images[idx], self.data.masks[idx]
     if self.hflip:
-      rng = np.random.default_rng([self.seed, step, 1])
-      flip = rng.random(self.global_batch_size)[lo:lo + self.local_batch_size] < 0.5
+      rng = np.random.default_rng([self.seed, step, self.process_index, 1])
+      flip = rng.random(len(idx)) < 0.5
       images = np.where(flip[:, None, None, None], images[:, :, ::-1], images)
       masks = np.where(flip[:, None, None], masks[:, :, ::-1], masks)
     return {'image': images, 'label': masks.astype(np.int32)}
@@ -125,14 +150,18 @@ class TrainBatches:
       step += 1
 
 
-def eval_batches(data: SplitData, global_batch_size: int, process_index: int = 0,
+def eval_batches(data: SplitData, global_batch_size: int,
                  process_count: int = 1) -> Iterator[Batch]:
-  """Each example once; the last batch is padded with `valid=False` examples."""
+  """This shard's frames once each, in as many batches as every other process.
+
+  Batches are padded with `valid=False` examples, so all processes run the
+  same number of evaluation steps over shards of different sizes.
+  """
   local = global_batch_size // process_count
-  n = len(data)
-  for start in range(0, n, global_batch_size):
-    idx = np.arange(start + process_index * local, start + (process_index + 1) * local)
-    valid = idx < n
+  largest_shard = -(-data.num_global // process_count)
+  for start in range(0, largest_shard, local):
+    idx = np.arange(start, start + local)
+    valid = idx < len(data)
     idx = np.where(valid, idx, 0)
     yield {'image': data.images[idx], 'label': data.masks[idx].astype(np.int32),
            'valid': valid}

@@ -125,8 +125,8 @@ def evaluate(eval_fn, state: TrainState, data: input_pipeline.SplitData,
              config: ml_collections.ConfigDict, sharding) -> tuple[dict[str, float], np.ndarray]:
   """Scores `data` once; returns (summary, confusion matrix)."""
   outputs = [eval_fn(state, parallel.to_global(batch, sharding))
-             for batch in input_pipeline.eval_batches(
-                 data, config.eval_batch_size, jax.process_index(), jax.process_count())]
+             for batch in input_pipeline.eval_batches(data, config.eval_batch_size,
+                                                      jax.process_count())]
   # Summed on the host in int64: exact however large the split.
   cm = sum(np.asarray(o['confusion'], np.int64) for o in outputs)
   loss = sum(float(o['loss_sum']) for o in outputs) / max(
@@ -194,14 +194,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   workdir = prepare_workdir(config, workdir)
 
   data_dir = input_pipeline.resolve_data_dir(config.data, workdir)
-  train_data = input_pipeline.load_split(data_dir, 'train', config.data)
-  eval_data = input_pipeline.load_split(data_dir, 'validation', config.data)
+  shard = (jax.process_index(), jax.process_count())
+  train_data = input_pipeline.load_split(data_dir, 'train', config.data, *shard)
+  eval_data = input_pipeline.load_split(data_dir, 'validation', config.data, *shard)
   batches = input_pipeline.TrainBatches(train_data, config.batch_size, config.seed,
                                         config.data.hflip, jax.process_index(),
                                         jax.process_count())
   total_steps = num_train_steps(config, batches.steps_per_epoch)
   logging.info('%d train / %d validation frames; %d steps of %d (%.1f epochs)',
-               len(train_data), len(eval_data), total_steps, config.batch_size,
+               train_data.num_global, eval_data.num_global, total_steps, config.batch_size,
                total_steps / batches.steps_per_epoch)
 
   tx, schedule = optim.create_optimizer(config.optimizer, total_steps)

@@ -1,0 +1,62 @@
+"""Multi-process training on one machine: 2 processes x 2 CPU devices over gloo."""
+
+import socket
+import subprocess
+import sys
+
+import numpy as np
+
+from conftest import REPO, subprocess_env
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def _env(devices_per_process: int):
+  return subprocess_env(
+      XLA_FLAGS=f'--xla_force_host_platform_device_count={devices_per_process}',
+      PYTHONPATH=f'{REPO}:{REPO / "tests"}')
+
+
+def _run_all(commands, devices_per_process, timeout=300):
+  procs = [subprocess.Popen(c, cwd=REPO, env=_env(devices_per_process), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for c in commands]
+  outputs = [p.communicate(timeout=timeout)[0] for p in procs]
+  for p, out in zip(procs, outputs):
+    assert p.returncode == 0, out[-4000:]
+  return outputs
+
+
+def test_2_processes_x_2_devices_equal_1_process_x_4_devices(tmp_path):
+  script = str(REPO / 'tests' / 'multiprocess_step.py')
+  port = _free_port()
+  _run_all([[sys.executable, script, str(tmp_path / 'two.npz'), '2', str(i), str(port)]
+            for i in range(2)], devices_per_process=2)
+  _run_all([[sys.executable, script, str(tmp_path / 'one.npz'), '1', '0', '0']],
+           devices_per_process=4)
+  two, one = np.load(tmp_path / 'two.npz'), np.load(tmp_path / 'one.npz')
+  assert (int(two['process_count']), int(two['device_count'])) == (2, 4)
+  assert (int(one['process_count']), int(one['device_count'])) == (1, 4)
+  for key in sorted(set(one.files) - {'process_count', 'device_count'}):
+    np.testing.assert_allclose(two[key], one[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_checkpoint_of_a_2x2_run_resumes_on_1_device(tmp_path, tiny_data_dir):
+  workdir = tmp_path / 'run'
+  common = ['main.py', '--config=configs/tiny.py', f'--workdir={workdir}',
+            f'--config.data.data_dir={tiny_data_dir}']
+  port = _free_port()
+  outputs = _run_all([[sys.executable, *common, f'--coordinator_address=127.0.0.1:{port}',
+                       '--num_processes=2', f'--process_id={i}'] for i in range(2)],
+                     devices_per_process=2)
+  assert 'process 0 of 2, 2 local / 4 global devices' in outputs[0]
+  assert sorted(p.name for p in (workdir / 'checkpoints').iterdir()) == ['2', '4']
+  # Only process 0 writes logs and reports.
+  assert len(list(workdir.glob('events.out.tfevents.*'))) == 1
+  [out] = _run_all([[sys.executable, *common, '--config.num_train_steps=6']],
+                   devices_per_process=1)
+  assert 'Resuming training from step 4' in out
+  assert (workdir / 'checkpoints' / '6').is_dir()
