@@ -48,7 +48,7 @@ def test_unmatched_files_are_named(tmp_path):
 
 
 @pytest.mark.parametrize('fault, message', [
-    ('truncated', 'cannot read PNG .*CameraRGB/000001.png'),
+    ('truncated', 'cannot read image .*CameraRGB/000001.png'),
     ('size', 'size mismatch'),
     ('class', r'class index 30 >= num_classes=23'),
     ('channels', 'channels 1 and 2 must be 0'),

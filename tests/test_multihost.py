@@ -31,7 +31,7 @@ def _run_all(commands, devices_per_process, timeout=300):
 
 
 def test_2_processes_x_2_devices_equal_1_process_x_4_devices(tmp_path):
-  script = str(REPO / 'tests' / 'multiprocess_step.py')
+  script = str(REPO / 'tests' / 'train_steps_child.py')
   port = _free_port()
   _run_all([[sys.executable, script, str(tmp_path / 'two.npz'), '2', str(i), str(port)]
             for i in range(2)], devices_per_process=2)

@@ -13,8 +13,6 @@ warning, and the next older one is used.
 """
 
 import json
-import os
-import shutil
 import time
 from typing import Any
 
@@ -114,7 +112,7 @@ def _set_aside(manager: ocp.CheckpointManager, step: int, reason: Exception) -> 
                   str(reason).splitlines()[0][:300], dst)
   if jax.process_index() == 0:
     dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(os.fspath(src), os.fspath(dst))
+    src.rename(dst)
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices(f'set aside damaged checkpoint {step}')
   manager.reload()

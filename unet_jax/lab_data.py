@@ -50,20 +50,21 @@ def list_pairs(data_dir: str | os.PathLike) -> list[Pair]:
   return [Pair(n, images[n], masks[n]) for n in sorted(images)]
 
 
-def _read_png(path: epath.Path) -> np.ndarray:
+def open_image(path: epath.Path) -> Image.Image:
+  """The decoded image file; a DataError naming the file if it is unreadable."""
   try:
     with path.open('rb') as f:
       img = Image.open(f)
       img.load()
   except Exception as e:  # PIL raises many types for damaged files.
-    raise DataError(f'cannot read PNG {path}: {e}') from e
-  return np.asarray(img)
+    raise DataError(f'cannot read image {path}: {e}') from e
+  return img
 
 
 def read_pair(pair: Pair, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
   """Returns (image uint8 HxWx3, mask uint8 HxW), validated."""
-  image = _read_png(pair.image_path)
-  mask = _read_png(pair.mask_path)
+  image = np.asarray(open_image(pair.image_path))
+  mask = np.asarray(open_image(pair.mask_path))
   if image.ndim != 3 or image.shape[-1] not in (3, 4):
     raise DataError(f'{pair.image_path}: expected an RGB or RGBA image, got shape {image.shape}')
   if mask.ndim == 3:

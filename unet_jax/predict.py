@@ -11,8 +11,6 @@ Images of another size than the model's are handled by `size_mode`:
   'pad':    padded (edge pixels) to a multiple of 2**depth, the prediction cropped back.
 """
 
-import glob
-import os
 import time
 from typing import Callable, Sequence
 
@@ -36,8 +34,8 @@ def expand_inputs(spec: str) -> list[epath.Path]:
     found = [p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
   elif path.exists():
     found = [path]
-  else:
-    found = [epath.Path(p) for p in glob.glob(spec)]
+  else:  # a pattern in the last path component, local or gs://
+    found = list(path.parent.glob(path.name)) if path.parent.is_dir() else []
   if not found:
     raise DataError(f'--input={spec!r} matches no image file')
   return sorted(found)
@@ -72,13 +70,7 @@ def to_model_input(image: np.ndarray, train_size: Sequence[int], size_mode: str,
 
 def read_image(path: epath.Path) -> np.ndarray:
   """RGB uint8 (H, W, 3) from an RGB, RGBA or greyscale file."""
-  try:
-    with path.open('rb') as f:
-      img = Image.open(f)
-      img.load()
-  except Exception as e:  # PIL raises many types for damaged files.
-    raise DataError(f'cannot read image {path}: {e}') from e
-  return np.asarray(img.convert('RGB'))
+  return np.asarray(lab_data.open_image(path).convert('RGB'))
 
 
 def _write_png(path: epath.Path, array: np.ndarray) -> None:

@@ -106,8 +106,9 @@ def append_history(workdir: str, step: int, values: dict[str, float]) -> None:
   """One JSON line per logged step: the data behind the training-curve plot."""
   line = json.dumps({'step': step, **{k: float(v) for k, v in values.items()
                                       if '/iou/' not in k}})
-  with (epath.Path(workdir) / HISTORY).open('a') as f:
-    f.write(line + '\n')
+  path = epath.Path(workdir) / HISTORY
+  # Rewritten, not appended: cloud storage (gs://) cannot append to a file.
+  path.write_text((path.read_text() if path.exists() else '') + line + '\n')
 
 
 def read_history(workdir: str) -> list[dict[str, float]]:

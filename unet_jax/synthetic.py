@@ -11,7 +11,6 @@ lab's encoding so the default run goes through the real loading code.
 
 import json
 import os
-import shutil
 
 import numpy as np
 from absl import logging
@@ -191,7 +190,7 @@ def generate(data_dir: str | os.PathLike, *, num_clips: int, frames_per_clip: in
                              f'dataset ({MARKER} missing); refusing to write into it')
   tmp = epath.Path(str(root) + f'.tmp-{os.getpid()}')
   if tmp.exists():
-    shutil.rmtree(tmp)
+    tmp.rmtree()
   logging.info('Generating %d synthetic clips x %d frames (%dx%d) into %s',
                num_clips, frames_per_clip, height, width, root)
   frame = 0

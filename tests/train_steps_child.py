@@ -1,8 +1,9 @@
-"""Child for test_multihost: train steps on fixed global batches, any topology.
+"""Child process of the parallelism tests: 3 train steps on fixed global batches.
 
-  python multiprocess_step.py OUT NUM_PROCESSES PROCESS_ID PORT
-With NUM_PROCESSES > 1 it joins a gloo CPU cluster on 127.0.0.1:PORT. Each
-process feeds its rows of the same global batches; process 0 saves params.
+  python train_steps_child.py OUT NUM_PROCESSES PROCESS_ID PORT
+Devices per process come from XLA_FLAGS. With NUM_PROCESSES > 1 it joins a
+gloo CPU cluster on 127.0.0.1:PORT. Each process feeds its rows of the same
+global batches; process 0 saves parameters and batch-norm statistics.
 """
 
 import sys
@@ -36,9 +37,9 @@ def main(out: str, num_processes: int, process_id: int, port: int) -> None:
     rows = slice(jax.process_index() * local, (jax.process_index() + 1) * local)
     batch = {'image': images[rows], 'label': labels[rows]}
     state, _ = step(state, parallel.to_global(batch, parallel.batch_sharding(mesh)))
-  params = jax.tree.map(np.asarray, jax.device_get(state.params))
+  variables = jax.device_get({'params': state.params, 'batch_stats': state.batch_stats})
   if jax.process_index() == 0:
-    leaves = jax.tree_util.tree_leaves_with_path(params)
+    leaves = jax.tree_util.tree_leaves_with_path(variables)
     np.savez(out, device_count=jax.device_count(), process_count=jax.process_count(),
              **{jax.tree_util.keystr(k): v for k, v in leaves})
 
