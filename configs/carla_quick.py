@@ -18,7 +18,8 @@ def get_config():
   config.data.source = 'folder'
   config.data.image_size = (96, 128)
   config.data.hflip = True
-  config.model.widths = (16, 32, 64, 128)
+  config.model.width = 16
+  config.model.width_multipliers = (1, 2, 4, 8)
   config.model.dropout = (0.0, 0.0, 0.0, 0.0)
   config.model.norm = 'batch'
   config.optimizer.name = 'adamw'

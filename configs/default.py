@@ -13,7 +13,9 @@ from unet_jax.classes import CARLA_CLASS_NAMES
 def lab_model() -> ml_collections.ConfigDict:
   """The lab's Keras U-Net: 8,640,471 parameters at 96x128x3 and 23 classes."""
   return ml_collections.ConfigDict(dict(
-      widths=(32, 64, 128, 256, 512),  # one per level; depth = len(widths) - 1.
+      width=32,                        # channels of the first level
+      width_multipliers=(1, 2, 4, 8, 16),  # per level; depth = levels - 1
+      widths=(),                       # explicit per-level channels; overrides the two above
       convs_per_block=2,
       norm='none',                     # none | batch | group
       group_size=8,                    # channels per group for norm=group
@@ -35,7 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
       num_classes=23,
       class_names=CARLA_CLASS_NAMES,
       ignore_label=-1,        # mask value excluded from loss and metrics; -1: none
-      val_fraction=0.15,      # of clips, not frames: splits are drawn by clip
+      val_fraction=0.2,       # of clips, not frames: splits are drawn by clip
       test_fraction=0.0,
       split_seed=0,
       clip_gap=40,            # a frame-number jump above this starts a clip

@@ -16,7 +16,8 @@ def get_config():
   config.data.image_size = (32, 48)
   config.data.synthetic.update(num_clips=6, frames_per_clip=4, height=48, width=64, seed=0)
   config.data.val_fraction = 0.3
-  config.model.widths = (4, 8)
+  config.model.width = 4
+  config.model.width_multipliers = (1, 2)
   config.model.dropout = (0.0, 0.1)
   config.model.norm = 'batch'
   config.batch_size = 8

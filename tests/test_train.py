@@ -28,7 +28,7 @@ def test_tiny_run_writes_events_checkpoints_and_resumes(config, tmp_path, caplog
   assert list(workdir.glob('events.out.tfevents.*'))
   assert sorted(int(p.name) for p in (workdir / 'checkpoints').iterdir()) == [2, 4]
   assert json.loads((workdir / 'eval_results.json').read_text())['step'] == 4
-  assert json.loads((workdir / 'config.json').read_text())['model']['widths'] == [4, 8]
+  assert json.loads((workdir / 'config.json').read_text())['model']['width_multipliers'] == [1, 2]
 
   config.num_train_steps = 6
   with caplog.at_level(logging.INFO):

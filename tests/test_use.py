@@ -11,7 +11,8 @@ import tensorflow as tf
 from PIL import Image
 
 from conftest import tiny_config
-from unet_jax import evaluate, export, inference, lab_data, predict, reports, train, visualize
+from unet_jax import (evaluate, export, inference, lab_data, models, predict, reports, train,
+                      visualize)
 
 
 @pytest.fixture(scope='module')
@@ -107,7 +108,7 @@ def test_predict_writes_masks_that_match_the_model(trained, tmp_path, size_mode)
   assert odd_mask.shape == (37, 53, 4)
 
   # The written mask is the model's argmax on the prepared input, mapped back.
-  multiple = 2 ** (len(config.model.widths) - 1)
+  multiple = 2 ** (len(models.level_widths(config.model)) - 1)
   model_in, back = predict.to_model_input(original, config.data.image_size, size_mode, multiple)
   expected = back(_model_classes(config, workdir, model_in[None])[0])
   np.testing.assert_array_equal(mask[..., 0], expected)

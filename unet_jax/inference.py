@@ -22,6 +22,7 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict(json.loads(path.read_text()))
   config.data.image_size = tuple(config.data.image_size)
   config.model.widths = tuple(config.model.widths)
+  config.model.width_multipliers = tuple(config.model.width_multipliers)
   config.model.dropout = tuple(config.model.dropout)
   return config
 

@@ -130,6 +130,13 @@ class UNet(nn.Module):
     return logits.astype(jnp.float32)
 
 
+def level_widths(model_config: ml_collections.ConfigDict) -> tuple[int, ...]:
+  """Channels per level: `widths` if given, else `width` x `width_multipliers`."""
+  if model_config.widths:
+    return tuple(model_config.widths)
+  return tuple(int(model_config.width * m) for m in model_config.width_multipliers)
+
+
 def create_model(model_config: ml_collections.ConfigDict, num_classes: int) -> UNet:
   """Builds the UNet described by `config.model`."""
   dtypes = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
@@ -137,7 +144,7 @@ def create_model(model_config: ml_collections.ConfigDict, num_classes: int) -> U
     raise ConfigError(f'model.dtype must be one of {sorted(dtypes)}, got {model_config.dtype!r}')
   return UNet(
       num_classes=num_classes,
-      widths=tuple(model_config.widths),
+      widths=level_widths(model_config),
       convs_per_block=model_config.convs_per_block,
       norm=model_config.norm,
       group_size=model_config.group_size,

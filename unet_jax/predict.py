@@ -20,7 +20,7 @@ from absl import logging
 from etils import epath
 from PIL import Image
 
-from unet_jax import inference, lab_data, visualize
+from unet_jax import inference, lab_data, models, visualize
 from unet_jax.errors import DataError
 
 SIZE_MODES = ('resize', 'pad')
@@ -99,7 +99,7 @@ def predict_files(config: ml_collections.ConfigDict, workdir: str, input_spec: s
   paths = expand_inputs(input_spec)
   state, step = inference.restore_state(config, workdir, checkpoint)
   predict = inference.make_predict_fn(config, inference.variables_of(state))
-  multiple = 2 ** (len(config.model.widths) - 1)
+  multiple = 2 ** (len(models.level_widths(config.model)) - 1)
   out = epath.Path(output_dir)
   failed: list[str] = []
   written = 0
