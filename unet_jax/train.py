@@ -273,10 +273,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             if checkpointing.maybe_save_best(best_manager, workdir, step, summary['mean_iou'],
                                              state, config):
               logging.info('New best validation mIoU %.4f at step %d', summary['mean_iou'], step)
+            # Every process runs the model (it spans all of them); process 0 writes.
+            panels = predict_panels(state, eval_data, config, panel_indices)
             if jax.process_index() == 0:
               reports.append_history(workdir, step, scalars)
-              writer.write_images(step, {'eval/predictions': predict_panels(
-                  state, eval_data, config, panel_indices)[None]})
+              writer.write_images(step, {'eval/predictions': panels[None]})
         if step % config.checkpoint_every_steps == 0 or is_last:
           with report.timed('checkpoint'):
             checkpointing.save(manager, step, state, config)
