@@ -23,17 +23,22 @@ from absl import logging
 from etils import epath
 from jax.experimental import multihost_utils
 
+from unet_jax import models
 from unet_jax.errors import CheckpointError
 
 BEST_RECORD = 'best.json'
 
 
 def run_record(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """The parts of a config that a checkpoint's state depends on."""
+  """What decides the shapes of a checkpoint's state (not how it is computed)."""
+  m = config.model
   return {
-      'model': config.model.to_dict(),
+      'widths': list(models.level_widths(m)),
+      'convs_per_block': m.convs_per_block,
+      'norm': m.norm,
+      'group_size': m.group_size,
+      'upsample': m.upsample,
       'num_classes': config.data.num_classes,
-      'image_size': list(config.data.image_size),
       'optimizer': config.optimizer.name,
   }
 
