@@ -64,10 +64,10 @@ def plot_confusion(cm: np.ndarray, class_names: Sequence[str], path: epath.Path,
   fig.colorbar(im, ax=ax, fraction=0.046)
   ax.set_title(title or 'confusion matrix')
   fig.tight_layout()
-  _save_figure(fig, path)
+  save_figure(fig, path)
 
 
-def _save_figure(fig, path: epath.Path) -> None:
+def save_figure(fig, path: epath.Path) -> None:
   buf = io.BytesIO()
   fig.savefig(buf, format='png', dpi=110)
   plt.close(fig)
@@ -141,4 +141,4 @@ def plot_training_curves(workdir: str, path: epath.Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
   fig.tight_layout()
-  _save_figure(fig, path)
+  save_figure(fig, path)
