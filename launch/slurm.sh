@@ -32,10 +32,13 @@ while [[ $# -gt 0 ]]; do
 done
 require config "$CONFIG"; require workdir "$WORKDIR"
 
+# SLURM writes its log to a local path: the workdir, or ./slurm_logs for gs://.
+LOG_DIR=$WORKDIR
+[[ "$WORKDIR" == gs://* ]] && LOG_DIR=slurm_logs
 ARGS=(--job-name=unet_jax --nodes="$NODES" --ntasks-per-node=1 --gpus-per-node="$GPUS"
       --time="$TIME" --requeue --signal=B:USR1@180 --open-mode=append
-      --output="$WORKDIR/slurm-%j.out")
+      --output="$LOG_DIR/slurm-%j.out")
 [[ -n "$PARTITION" ]] && ARGS+=(--partition="$PARTITION")
 [[ -n "$ACCOUNT" ]] && ARGS+=(--account="$ACCOUNT")
-run mkdir -p "$WORKDIR"
+run mkdir -p "$LOG_DIR"
 run sbatch "${ARGS[@]}" launch/slurm.sbatch --config="$CONFIG" --workdir="$WORKDIR" "${EXTRA[@]}"
