@@ -8,7 +8,10 @@ For debugging on a laptop and for demo pictures, not for results: the small
 U-Net of configs/synthetic.py (4 levels of 16..128 channels, batch norm, 539k
 parameters vs 8.6M for the lab model), AdamW with warmup + cosine, horizontal
 flips, 15 epochs at 96x128, batch 16.
-Expected on a 2-core CPU (measured, see README "Results"): MEASURED_BELOW.
+Expected on a 2-core CPU (measured, README "Results"): validation mIoU 0.273,
+pixel accuracy 0.931 on the 111 validation frames (5 clips) of the shared
+data, in about 12 minutes. Road, sky, vegetation and terrain are found; poles,
+fences, pedestrians and signs are not (docs/carla_quick_eval.md).
 """
 
 from configs import synthetic

@@ -13,6 +13,7 @@ warning, and the next older one is used.
 """
 
 import json
+import os
 import time
 from typing import Any
 
@@ -52,18 +53,23 @@ def _lists(x: Any) -> Any:
   return x
 
 
+def absolute(workdir: str) -> str:
+  """Orbax wants absolute paths; cloud paths (gs://...) already are."""
+  return workdir if '://' in workdir else os.path.abspath(workdir)
+
+
 def create_manager(workdir: str, config: ml_collections.ConfigDict) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
       max_to_keep=config.keep_checkpoints, create=True, cleanup_tmp_directories=True)
   return ocp.CheckpointManager(
-      epath.Path(workdir) / 'checkpoints', options=options, item_names=('state', 'run'))
+      epath.Path(absolute(workdir)) / 'checkpoints', options=options, item_names=('state', 'run'))
 
 
 def create_best_manager(workdir: str) -> ocp.CheckpointManager:
   """`workdir/checkpoints_best`: the single checkpoint with the best validation mIoU."""
   options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True,
                                          cleanup_tmp_directories=True)
-  return ocp.CheckpointManager(epath.Path(workdir) / 'checkpoints_best', options=options,
+  return ocp.CheckpointManager(epath.Path(absolute(workdir)) / 'checkpoints_best', options=options,
                                item_names=('state', 'run'))
 
 

@@ -8,7 +8,6 @@ train with periodic evaluation, logging and checkpoints.
 import functools
 import json
 import math
-import os
 from typing import Any
 
 import jax
@@ -149,8 +148,7 @@ def predict_panels(state: TrainState, data: input_pipeline.SplitData,
 
 def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> str:
   """Creates the workdir, writes the config there; returns its absolute path."""
-  if '://' not in workdir:  # Orbax wants absolute paths; cloud paths already are.
-    workdir = os.path.abspath(workdir)
+  workdir = checkpointing.absolute(workdir)
   try:
     epath.Path(workdir).mkdir(parents=True, exist_ok=True)
     if jax.process_index() == 0:
