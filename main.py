@@ -10,6 +10,7 @@ the config the run wrote to <workdir>/config.json unless --config is given.
 """
 
 import logging as py_logging
+import re
 import sys
 
 from absl import app, flags, logging
@@ -88,5 +89,18 @@ def main(argv):
     sys.exit(f'error: {e}')
 
 
+def _parse_flags(argv: list[str]) -> list[str]:
+  """absl's parsing, with config override mistakes as one line, not a traceback."""
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    # ml_collections raises these for unknown keys and mistyped values.
+    text = ' '.join(str(e.args[0] if e.args else e).replace('\\n', ' ').split())
+    hint = re.search(r'Did you mean "([\w.]+)" instead of "([\w.]+)"', text)
+    if hint:
+      text = f'unknown key {hint.group(2)!r} (did you mean {hint.group(1)!r}?)'
+    sys.exit(f'error: bad --config override: {text}')
+
+
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

@@ -163,6 +163,8 @@ def _check_finite(sums: dict[str, np.ndarray], step: int, policy: str,
   if not sums['nonfinite']:
     return
   first = int(sums['first_nonfinite_step'])
+  checkpoint_note = (f'the newest checkpoint (step {last_checkpoint}) is intact'
+                     if last_checkpoint is not None else 'no checkpoint had been written yet')
   if policy == 'skip':
     logging.warning('Skipped %d update(s) with a non-finite loss or gradient, the first at '
                     'step %d.', int(sums['nonfinite']), first)
@@ -170,7 +172,7 @@ def _check_finite(sums: dict[str, np.ndarray], step: int, policy: str,
   raise DivergedError(
       f'the loss or gradient became NaN or infinite at step {first} '
       f'({int(sums["nonfinite"])} such step(s) up to step {step}); no such update was '
-      f'applied, and the newest checkpoint (step {last_checkpoint}) is intact. Lower '
+      f'applied, and {checkpoint_note}. Lower '
       f'config.optimizer.learning_rate, set config.optimizer.grad_clip_norm, or set '
       f'config.nonfinite=skip to skip such updates and go on.')
 
