@@ -1,5 +1,7 @@
 """Multi-process training on one machine: 2 processes x 2 CPU devices over gloo."""
 
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -60,3 +62,28 @@ def test_checkpoint_of_a_2x2_run_resumes_on_1_device(tmp_path, tiny_data_dir):
                    devices_per_process=1)
   assert 'Resuming training from step 4' in out
   assert (workdir / 'checkpoints' / '6').is_dir()
+
+
+def test_sigterm_to_one_process_stops_all_at_the_same_step(tmp_path, tiny_data_dir):
+  workdir = tmp_path / 'run'
+  port = _free_port()
+  procs = [subprocess.Popen(
+      [sys.executable, 'main.py', '--config=configs/tiny.py', f'--workdir={workdir}',
+       f'--config.data.data_dir={tiny_data_dir}', '--config.num_train_steps=5000',
+       '--config.checkpoint_every_steps=1000', '--config.eval_every_steps=5000',
+       '--config.log_every_steps=50', f'--coordinator_address=127.0.0.1:{port}',
+       '--num_processes=2', f'--process_id={i}'], cwd=REPO, env=_env(2), text=True,
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i in range(2)]
+  # Wait until training runs (the first log line of process 0), then preempt process 1 only.
+  lines = []
+  for line in procs[0].stdout:
+    lines.append(line)
+    if '] [50] train/' in line:
+      break
+  procs[1].send_signal(signal.SIGTERM)
+  outputs = [''.join(lines) + procs[0].communicate(timeout=120)[0],
+             procs[1].communicate(timeout=120)[0]]
+  assert [p.returncode for p in procs] == [0, 0], outputs[1][-3000:]
+  stopped = [int(re.search(r'Stopped by .* at step (\d+)', o).group(1)) for o in outputs]
+  assert stopped[0] == stopped[1] < 5000
+  assert (workdir / 'checkpoints' / str(stopped[0])).is_dir()

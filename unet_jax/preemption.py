@@ -25,8 +25,10 @@ class StopRequest:
     self.signal_name = ''
 
   def __enter__(self) -> 'StopRequest':
-    # Signal handlers can only be installed from the main thread.
-    if threading.current_thread() is threading.main_thread():
+    # With several processes, JAX's own preemption notifier (started by
+    # jax.distributed.initialize) must keep SIGTERM to tell the others; and
+    # signal handlers can only be installed from the main thread.
+    if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
       for s in self._signals:
         self._previous[s] = signal.signal(s, self._handle)
     return self
@@ -45,5 +47,8 @@ class StopRequest:
   def should_stop(self, step: int) -> bool:
     if jax.process_count() > 1:
       # Every process reaches the same answer for the same step.
-      return multihost_utils.reached_preemption_sync_point(step)
+      if multihost_utils.reached_preemption_sync_point(step):
+        self.signal_name = self.signal_name or 'preemption notice (SIGTERM)'
+        return True
+      return False
     return self._event.is_set()
