@@ -8,11 +8,10 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from conftest import REPO, subprocess_env
-from unet_jax import sweep, sweep_results
+from unet_jax import sweep_results
 
 
 def _fake_run(root, variant, seed, final, best, acc, road):
