@@ -69,8 +69,8 @@ def resolve_data_dir(data: ml_collections.ConfigDict, workdir: str) -> epath.Pat
   if data.source == 'folder':
     if not data.data_dir:
       raise DataError('config.data.data_dir is empty: set it to the folder holding '
-                               'CameraRGB/ and CameraMask/, e.g. '
-                               '--config.data.data_dir=../shared/data/carla_lab/320x240')
+                      'CameraRGB/ and CameraMask/, e.g. '
+                      '--config.data.data_dir=../shared/data/carla_lab/320x240')
     root = epath.Path(data.data_dir)
     if not root.is_dir():
       raise DataError(f'config.data.data_dir={data.data_dir!r} is not a directory')
