@@ -26,7 +26,7 @@ def trained(tmp_path_factory):
 
 def _model_classes(config, workdir, images, checkpoint='latest'):
   state, _ = inference.restore_state(config, str(workdir), checkpoint)
-  return inference.make_predict_fn(config, inference.variables_of(state))(images)
+  return np.asarray(train.predict_classes(state, images))
 
 
 def test_eval_mode_writes_consistent_reports_and_is_repeatable(trained, tmp_path):

@@ -37,7 +37,7 @@ def main(out: str, num_processes: int, process_id: int, port: int) -> None:
     rows = slice(jax.process_index() * local, (jax.process_index() + 1) * local)
     batch = {'image': images[rows], 'label': labels[rows]}
     state, _ = step(state, parallel.to_global(batch, parallel.batch_sharding(mesh)))
-  variables = jax.device_get({'params': state.params, 'batch_stats': state.batch_stats})
+  variables = jax.device_get(state.variables)
   if jax.process_index() == 0:
     leaves = jax.tree_util.tree_leaves_with_path(variables)
     np.savez(out, device_count=jax.device_count(), process_count=jax.process_count(),

@@ -28,7 +28,7 @@ def export_checkpoint(config: ml_collections.ConfigDict, workdir: str, output_di
                       platforms: tuple[str, ...] = ('cpu',)) -> epath.Path:
   """Serializes `images -> (int32 classes, float32 logits)` with weights baked in."""
   state, step = inference.restore_state(config, workdir, checkpoint)
-  variables = inference.variables_of(state)
+  variables = state.variables
   model = models.create_model(config.model, config.data.num_classes)
 
   def segment(images):

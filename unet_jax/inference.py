@@ -1,11 +1,9 @@
-"""A trained model from a workdir: its config, its variables, a predict function."""
+"""A trained model from a workdir: its config and the state of one of its checkpoints."""
 
 import json
 
 import jax
-import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
@@ -53,14 +51,3 @@ def restore_state(config: ml_collections.ConfigDict, workdir: str,
     state = manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(target)))['state']
   return state, step
-
-
-def variables_of(state: train.TrainState) -> dict:
-  return {'params': state.params, 'batch_stats': state.batch_stats}
-
-
-def make_predict_fn(config: ml_collections.ConfigDict, variables: dict):
-  """uint8 (N, H, W, 3) images -> int32 (N, H, W) class maps, compiled once per shape."""
-  model = models.create_model(config.model, config.data.num_classes)
-  apply = jax.jit(lambda v, x: jnp.argmax(model.apply(v, x, train=False), -1).astype(jnp.int32))
-  return lambda images: np.asarray(apply(variables, images))

@@ -20,7 +20,7 @@ from absl import logging
 from etils import epath
 from PIL import Image
 
-from unet_jax import inference, lab_data, models, visualize
+from unet_jax import inference, lab_data, models, train, visualize
 from unet_jax.errors import DataError
 
 SIZE_MODES = ('resize', 'pad')
@@ -98,7 +98,7 @@ def predict_files(config: ml_collections.ConfigDict, workdir: str, input_spec: s
   """Segments every input image; returns counts of written and failed images."""
   paths = expand_inputs(input_spec)
   state, step = inference.restore_state(config, workdir, checkpoint)
-  predict = inference.make_predict_fn(config, inference.variables_of(state))
+  predict = lambda images: np.asarray(train.predict_classes(state, images))
   multiple = 2 ** (len(models.level_widths(config.model)) - 1)
   out = epath.Path(output_dir)
   failed: list[str] = []

@@ -32,6 +32,11 @@ NONFINITE_POLICIES = ('stop', 'skip')
 class TrainState(train_state.TrainState):
   batch_stats: Any
 
+  @property
+  def variables(self) -> dict[str, Any]:
+    """What `apply_fn` takes: parameters and batch-norm statistics."""
+    return {'params': self.params, 'batch_stats': self.batch_stats}
+
 
 def num_train_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
   if config.num_train_steps > 0:
@@ -104,8 +109,7 @@ def eval_step(state: TrainState, batch: dict[str, jax.Array], *,
               config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
   """Confusion matrix and loss sums of one (possibly padded) batch."""
   mask = _pixel_mask(config, batch)
-  logits = state.apply_fn({'params': state.params, 'batch_stats': state.batch_stats},
-                          batch['image'], train=False)
+  logits = state.apply_fn(state.variables, batch['image'], train=False)
   loss_sum, weight_sum = losses.cross_entropy(logits, batch['label'], mask,
                                               config.loss.class_weights)
   cm = metrics.confusion_matrix(batch['label'], jnp.argmax(logits, -1), mask,
@@ -135,13 +139,18 @@ def evaluate(eval_fn, state: TrainState, data: input_pipeline.SplitData,
   return summary, cm
 
 
+@jax.jit
+def predict_classes(state: TrainState, images: jax.Array) -> jax.Array:
+  """int32 (N, H, W) class maps of uint8 (N, H, W, 3) images, in eval mode."""
+  logits = state.apply_fn(state.variables, images, train=False)
+  return jnp.argmax(logits, -1).astype(jnp.int32)
+
+
 def predict_panels(state: TrainState, data: input_pipeline.SplitData,
                    config: ml_collections.ConfigDict, indices: np.ndarray) -> np.ndarray:
   """`image | truth | prediction` panels of `data[indices]`, stacked vertically."""
   images = data.images[indices]
-  logits = jax.jit(state.apply_fn, static_argnames='train')(
-      {'params': state.params, 'batch_stats': state.batch_stats}, images, train=False)
-  preds = np.asarray(jnp.argmax(logits, -1))
+  preds = np.asarray(predict_classes(state, images))
   return visualize.stack([visualize.panel(im, p, config.data.class_names, truth=t)
                           for im, p, t in zip(images, preds, data.masks[indices])])
 
