@@ -44,15 +44,6 @@ def run_record(config: ml_collections.ConfigDict) -> dict[str, Any]:
   }
 
 
-def _lists(x: Any) -> Any:
-  """Tuples as lists, as they come back from JSON, so records compare equal."""
-  if isinstance(x, dict):
-    return {k: _lists(v) for k, v in x.items()}
-  if isinstance(x, (list, tuple)):
-    return [_lists(v) for v in x]
-  return x
-
-
 def absolute(workdir: str) -> str:
   """Orbax wants absolute paths; cloud paths (gs://...) already are."""
   return workdir if '://' in workdir else os.path.abspath(workdir)
@@ -105,8 +96,8 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any,
 
 def _check_compatible(saved: dict[str, Any], config: ml_collections.ConfigDict,
                       where: str) -> None:
-  expected = _lists(run_record(config))
-  saved = _lists(saved)
+  # run_record() holds only lists and scalars, so it compares equal to its JSON copy.
+  expected = run_record(config)
   if saved != expected:
     diffs = [f'{k}: checkpoint has {saved.get(k)}, config has {v}'
              for k, v in expected.items() if saved.get(k) != v]
