@@ -242,7 +242,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   report = periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer)
   summary: dict[str, float] = {}
   train_sums = None
-  step = start_step
+  step = logged_step = start_step
   device_batches = parallel.prefetch_to_device(batches.iterate(start_step), data_sharding,
                                                config.prefetch_batches)
   try:
@@ -260,9 +260,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           sums = jax.device_get(train_sums)
           train_sums = None
           _check_finite(sums, step, config.nonfinite, manager.latest_step())
+          applied = step - logged_step - int(sums['nonfinite'])
+          logged_step = step
           scalars = {
               'train/loss': sums['loss_sum'] / max(sums['weight_sum'], 1e-12),
               'train/pixel_accuracy': sums['correct'] / max(sums['pixels'], 1),
+              'train/grad_norm': float(sums['grad_norm']) / max(applied, 1),  # window mean
               'train/skipped_updates': int(sums['nonfinite']),
               'train/learning_rate': float(schedule(step - 1)),
           }
