@@ -81,15 +81,19 @@ def read_pair(pair: Pair, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
   return image[..., :3].astype(np.uint8), mask.astype(np.uint8)
 
 
+def encode_mask(mask: np.ndarray) -> np.ndarray:
+  """Class-index mask (H, W) -> the lab's RGBA encoding: class in R, G = B = 0, A = 255."""
+  rgba = np.zeros((*mask.shape, 4), np.uint8)
+  rgba[..., 0], rgba[..., 3] = mask, 255
+  return rgba
+
+
 def write_pair(data_dir: str | os.PathLike, name: str, image: np.ndarray,
                mask: np.ndarray) -> None:
   """Writes one pair in the lab encoding: RGBA image, RGBA mask with class in R."""
   root = epath.Path(data_dir)
-  h, w = mask.shape
-  alpha = np.full((h, w, 1), 255, np.uint8)
-  zeros = np.zeros((h, w, 2), np.uint8)
-  rgba_mask = np.concatenate([mask[..., None].astype(np.uint8), zeros, alpha], -1)
-  for sub, arr in ((IMAGE_DIR, np.concatenate([image, alpha], -1)), (MASK_DIR, rgba_mask)):
+  alpha = np.full((*mask.shape, 1), 255, np.uint8)
+  for sub, arr in ((IMAGE_DIR, np.concatenate([image, alpha], -1)), (MASK_DIR, encode_mask(mask))):
     (root / sub).mkdir(parents=True, exist_ok=True)
     with (root / sub / f'{name}.png').open('wb') as f:
       # Fast zlib level: generated data is written once and read often.

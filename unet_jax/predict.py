@@ -82,10 +82,7 @@ def _write_png(path: epath.Path, array: np.ndarray) -> None:
 def write_outputs(out: epath.Path, name: str, image: np.ndarray, pred: np.ndarray,
                   truth: np.ndarray | None, class_names: Sequence[str]) -> None:
   n = len(class_names)
-  h, w = pred.shape
-  lab_mask = np.zeros((h, w, 4), np.uint8)
-  lab_mask[..., 0], lab_mask[..., 3] = pred, 255
-  _write_png(out / 'masks' / f'{name}.png', lab_mask)
+  _write_png(out / 'masks' / f'{name}.png', lab_data.encode_mask(pred))
   _write_png(out / 'color' / f'{name}.png', visualize.colorize(pred, n))
   _write_png(out / 'overlay' / f'{name}.png', visualize.overlay(image, pred, n))
   _write_png(out / 'panels' / f'{name}.png',
