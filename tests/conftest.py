@@ -44,3 +44,19 @@ def subprocess_env(**extra: str) -> dict[str, str]:
   env['PYTHONPATH'] = str(REPO) + os.pathsep + env.get('PYTHONPATH', '')
   env.update(extra)
   return env
+
+
+def restore_checkpoint(workdir: pathlib.Path, step: int) -> dict:
+  """The train state saved at `step` in `workdir`, as a plain tree of arrays."""
+  import orbax.checkpoint as ocp
+  with ocp.CheckpointManager(workdir / 'checkpoints', item_names=('state', 'run')) as mngr:
+    return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))['state']
+
+
+def assert_trees_bitwise_equal(a, b) -> None:
+  import jax
+  import numpy as np
+  leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+  assert len(leaves_a) == len(leaves_b) > 0
+  for x, y in zip(leaves_a, leaves_b):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

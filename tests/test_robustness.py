@@ -9,10 +9,9 @@ import time
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
-from conftest import REPO, subprocess_env
+from conftest import REPO, assert_trees_bitwise_equal, restore_checkpoint, subprocess_env
 from unet_jax import errors, train
 
 # A run long enough to be killed part-way: ~150 tiny steps, frequent saves.
@@ -26,16 +25,7 @@ def _main(workdir, data_dir, *extra):
 
 
 def _final_params(workdir, step=150):
-  with ocp.CheckpointManager(workdir / 'checkpoints', item_names=('state', 'run')) as mngr:
-    state = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  return state['state']['params']
-
-
-def _assert_bitwise_equal(a, b):
-  leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
-  assert len(leaves_a) == len(leaves_b)
-  for x, y in zip(leaves_a, leaves_b):
-    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  return restore_checkpoint(workdir, step)['params']
 
 
 @pytest.fixture(scope='module')
@@ -95,7 +85,7 @@ def test_sigkill_at_random_points_then_resume_is_bitwise_identical(
                          capture_output=True, text=True)
   assert final.returncode == 0, final.stderr[-3000:]
   assert 'Resuming training from step' in final.stderr
-  _assert_bitwise_equal(_final_params(workdir), reference_run)
+  assert_trees_bitwise_equal(_final_params(workdir), reference_run)
 
 
 def test_sigterm_saves_a_checkpoint_and_exits_zero(reference_run, tiny_data_dir, tmp_path):
@@ -110,7 +100,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_zero(reference_run, tiny_data_dir,
   assert stopped < 150 and stopped in _steps(workdir)
   subprocess.run(_main(workdir, tiny_data_dir), cwd=REPO, env=subprocess_env(), check=True,
                  capture_output=True)
-  _assert_bitwise_equal(_final_params(workdir), reference_run)
+  assert_trees_bitwise_equal(_final_params(workdir), reference_run)
 
 
 @pytest.mark.parametrize('damage', ['truncated', 'missing', 'run-record'])
@@ -141,14 +131,16 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous(config, tmp_path, 
 def test_nonfinite_loss_stops_naming_the_step_and_keeps_good_checkpoints(config, tmp_path):
   config.optimizer.learning_rate = 1e30  # parameters blow up after the first update
   config.num_train_steps = 8
+  config.log_every_steps = 8  # checkpoints at 2, 4, 6 come after the first bad step
   with pytest.raises(errors.DivergedError, match=r'NaN or infinite at step \d+') as e:
     train.train_and_evaluate(config, str(tmp_path / 'run'))
   assert 'config.nonfinite=skip' in str(e.value)
-  with ocp.CheckpointManager(tmp_path / 'run' / 'checkpoints',
-                             item_names=('state', 'run')) as mngr:
-    for step in mngr.all_steps():
-      state = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-      assert all(np.isfinite(x).all() for x in jax.tree.leaves(state['state']['params']))
+  assert 'the newest checkpoint (step 6) is intact' in str(e.value)
+  steps = _steps(tmp_path / 'run')
+  assert steps == [2, 4, 6]
+  for step in steps:
+    params = restore_checkpoint(tmp_path / 'run', step)['params']
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
 
 
 def test_nonfinite_skip_policy_skips_updates_and_finishes(config, tmp_path, caplog):

@@ -7,17 +7,10 @@ import sys
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
-from conftest import REPO, subprocess_env
+from conftest import REPO, assert_trees_bitwise_equal, restore_checkpoint, subprocess_env
 from unet_jax import checkpointing, errors, models, optim, train
-
-
-def _restore_params(workdir, step):
-  with ocp.CheckpointManager(workdir / 'checkpoints', item_names=('state', 'run')) as mngr:
-    restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  return restored['state']['params']
 
 
 def test_tiny_run_writes_events_checkpoints_and_resumes(config, tmp_path, caplog, monkeypatch):
@@ -39,8 +32,8 @@ def test_tiny_run_writes_events_checkpoints_and_resumes(config, tmp_path, caplog
   # The resumed run ends exactly where an uninterrupted 6-step run ends.
   straight = tmp_path / 'straight'
   train.train_and_evaluate(config, str(straight))
-  jax.tree.map(np.testing.assert_array_equal, _restore_params(workdir, 6),
-               _restore_params(straight, 6))
+  assert_trees_bitwise_equal(restore_checkpoint(workdir, 6)['params'],
+                             restore_checkpoint(straight, 6)['params'])
 
 
 def test_checkpoint_round_trip_and_incompatible_config(config, tmp_path):
