@@ -18,7 +18,7 @@ import ml_collections
 from absl import logging
 from etils import epath
 
-from unet_jax import inference, models, visualize
+from unet_jax import inference, visualize
 
 EXPORTED = 'model.jax_exported'
 
@@ -28,11 +28,9 @@ def export_checkpoint(config: ml_collections.ConfigDict, workdir: str, output_di
                       platforms: tuple[str, ...] = ('cpu',)) -> epath.Path:
   """Serializes `images -> (int32 classes, float32 logits)` with weights baked in."""
   state, step = inference.restore_state(config, workdir, checkpoint)
-  variables = state.variables
-  model = models.create_model(config.model, config.data.num_classes)
 
   def segment(images):
-    logits = model.apply(variables, images, train=False)
+    logits = state.apply_fn(state.variables, images, train=False)
     return jnp.argmax(logits, -1).astype(jnp.int32), logits
 
   h, w = config.data.image_size
