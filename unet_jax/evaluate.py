@@ -4,8 +4,6 @@ Writes metrics.json, per_class.csv, confusion.csv, report.md and confusion.png
 to `<workdir>/eval/<checkpoint>-step<N>-<data>/` (or `--output_dir`).
 """
 
-import dataclasses
-
 import jax
 import ml_collections
 from absl import logging
@@ -21,10 +19,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
   state, step = inference.restore_state(config, workdir, checkpoint)
   shard = (jax.process_index(), jax.process_count())
   if data_dir:
-    pairs = lab_data.list_pairs(data_dir)
-    data = dataclasses.replace(
-        input_pipeline.load_pairs(input_pipeline.shard_of(pairs, *shard), config.data),
-        global_size=len(pairs))
+    data = input_pipeline.load_shard(lab_data.list_pairs(data_dir), config.data, *shard)
     source = epath.Path(data_dir).name or 'folder'
   else:
     root = input_pipeline.resolve_data_dir(config.data, workdir)

@@ -87,9 +87,16 @@ def load_split(data_dir: epath.Path, split: str, data: ml_collections.ConfigDict
   if not pairs:
     raise DataError(f'split {split!r} of {data_dir} is empty; adjust '
                     f'config.data.val_fraction / test_fraction or add clips')
-  loaded = load_pairs(shard_of(pairs, process_index, process_count), data)
+  loaded = load_shard(pairs, data, process_index, process_count)
   logging.info('Loaded %d of %d %s frames from %s at %s', len(loaded), len(pairs), split,
                data_dir, tuple(data.image_size))
+  return loaded
+
+
+def load_shard(pairs: list[lab_data.Pair], data: ml_collections.ConfigDict,
+               process_index: int = 0, process_count: int = 1) -> SplitData:
+  """This process's share of `pairs`, loaded, knowing the size of the whole."""
+  loaded = load_pairs(shard_of(pairs, process_index, process_count), data)
   return dataclasses.replace(loaded, global_size=len(pairs))
 
 
