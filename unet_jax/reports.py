@@ -74,6 +74,17 @@ def save_figure(fig, path: epath.Path) -> None:
   epath.Path(path).write_bytes(buf.getvalue())
 
 
+def write_csv(path: epath.Path, rows: list[dict[str, Any]]) -> None:
+  """Rows of equal keys as a CSV file with a header (nothing for no rows)."""
+  if not rows:
+    return
+  buf = io.StringIO()
+  writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+  writer.writeheader()
+  writer.writerows(rows)
+  epath.Path(path).write_text(buf.getvalue())
+
+
 def write_eval_report(out_dir: epath.Path, cm: np.ndarray, class_names: Sequence[str],
                       header: dict[str, Any]) -> dict[str, Any]:
   """Writes metrics.json, per_class.csv, confusion.csv, report.md, confusion.png."""
@@ -86,11 +97,7 @@ def write_eval_report(out_dir: epath.Path, cm: np.ndarray, class_names: Sequence
       **header, **{k: clean(v) for k, v in summary.items() if '/' not in k},
       'per_class': [{k: clean(v) for k, v in r.items()} for r in rows],
       'confusion_matrix': np.asarray(cm).tolist()}, indent=2))
-  buf = io.StringIO()
-  writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-  writer.writeheader()
-  writer.writerows(rows)
-  (out_dir / 'per_class.csv').write_text(buf.getvalue())
+  write_csv(out_dir / 'per_class.csv', rows)
   buf = io.StringIO()
   csv.writer(buf).writerows([[''] + list(class_names)] +
                             [[n] + list(r) for n, r in zip(class_names, np.asarray(cm))])

@@ -5,14 +5,14 @@ best from best.json. The spread is the sample standard deviation (ddof=1)
 over the seeds that finished; with one seed it is undefined (shown as '-').
 """
 
-import csv
-import io
 import json
 import math
 from typing import Any, Sequence
 
 import numpy as np
 from etils import epath
+
+from unet_jax import reports
 
 METRICS = ('final_mean_iou', 'best_mean_iou', 'final_pixel_accuracy')
 
@@ -52,25 +52,15 @@ def aggregate(workdir: str, sweep: dict[str, Any]) -> list[dict[str, Any]]:
                         for c in classes}
     rows.append(row)
   root.mkdir(parents=True, exist_ok=True)
-  _write_csv(root / 'results.csv', [{k: v for k, v in r.items() if k != 'per_class'}
+  reports.write_csv(root / 'results.csv', [{k: v for k, v in r.items() if k != 'per_class'}
                                     for r in rows])
   classes = sorted({c for r in rows for c in r['per_class']})
-  _write_csv(root / 'per_class.csv', [{'variant': r['variant'],
+  reports.write_csv(root / 'per_class.csv', [{'variant': r['variant'],
                                        **{c: r['per_class'].get(c, math.nan) for c in classes}}
                                       for r in rows])
   (root / 'results.md').write_text(markdown(rows))
   plot(rows, root / 'results.png')
   return rows
-
-
-def _write_csv(path: epath.Path, rows: list[dict[str, Any]]) -> None:
-  if not rows:
-    return
-  buf = io.StringIO()
-  writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-  writer.writeheader()
-  writer.writerows(rows)
-  path.write_text(buf.getvalue())
 
 
 def _pm(mean: float, std: float) -> str:
@@ -89,7 +79,6 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def plot(rows: list[dict[str, Any]], path: epath.Path) -> None:
-  from unet_jax import reports  # matplotlib, loaded only when plotting
   plt = reports.plt
   fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(rows), 3.6))
   x = np.arange(len(rows))
