@@ -22,7 +22,8 @@ def lab_model() -> ml_collections.ConfigDict:
       dropout=(0.0, 0.0, 0.0, 0.3, 0.3),  # per level, encoder only (as the lab)
       upsample='transpose',            # transpose | resize (bilinear + 3x3 conv)
       upconv_impl='subpixel',          # subpixel (fast, same result) | xla
-      dtype='float32',                 # compute dtype; parameters stay float32
+      dtype='float32',                 # compute: float32 | bfloat16 (params, loss, metrics stay float32)
+      remat=False,                     # recompute conv blocks in the backward pass (large inputs)
   ))
 
 
@@ -31,8 +32,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0
 
   config.data = ml_collections.ConfigDict(dict(
-      source='folder',        # folder (lab layout) | synthetic (generated)
-      data_dir='',            # root holding CameraRGB/ and CameraMask/
+      source='folder',        # folder (images + masks on disk) | synthetic (generated)
+      data_dir='',            # the folder: e.g. the lab's data/ with CameraRGB/, CameraMask/
+      tfds_data_dir='',       # where the TFDS build is kept; '' = $TFDS_DATA_DIR or ~/tensorflow_datasets
+      image_subdir='CameraRGB',  # images: NAME.png / .jpg under data_dir/image_subdir
+      mask_subdir='CameraMask',  # masks: NAME.png under data_dir/mask_subdir
+      mask_encoding='channel0',  # channel0 (the lab) | single_channel | palette
+      palette=(),             # mask_encoding=palette: one (R, G, B) per class
+      skip_bad_pairs=False,   # unreadable / unmatched / invalid pairs: error, or skip and log
       image_size=(96, 128),   # (H, W) the model trains at
       num_classes=23,
       class_names=CARLA_CLASS_NAMES,
@@ -41,7 +48,14 @@ def get_config() -> ml_collections.ConfigDict:
       test_fraction=0.0,
       split_seed=0,
       clip_gap=40,            # a frame-number jump above this starts a clip
-      hflip=False,            # random horizontal flip of image and mask together
+      split_file='',          # optional "NAME SPLIT" lines; replaces the clip split
+      augment=ml_collections.ConfigDict(dict(  # training only; all off for evaluation
+          hflip=False,            # random horizontal flip of image and mask together
+          scale_range=(1.0, 1.0),  # zoom by a factor in [lo, hi] (lo >= 1), then crop
+          brightness=0.0,         # max brightness shift, in [0, 1] of the pixel range
+          contrast=0.0,           # contrast factor in [1 - c, 1 + c]
+          saturation=0.0,         # saturation factor in [1 - s, 1 + s]
+      )),
       synthetic=ml_collections.ConfigDict(dict(
           num_clips=40, frames_per_clip=12, height=192, width=256, seed=0)),
   ))
@@ -64,6 +78,8 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.loss = ml_collections.ConfigDict(dict(
       class_weights=(),       # one per class, or empty for none
+      class_weighting='none',  # none | median_frequency (from the training masks; sets class_weights)
+      dice_weight=0.0,        # adds dice_weight x (1 - soft Dice) to the cross-entropy
   ))
 
   config.batch_size = 32      # global, over all devices and hosts

@@ -21,7 +21,7 @@ from configs import default
 def get_config():
   config = default.get_config()
   config.data.source = 'synthetic'
-  config.data.hflip = True
+  config.data.augment.hflip = True
   config.model.width = 16
   config.model.width_multipliers = (1, 2, 4, 8)
   config.model.dropout = (0.0, 0.0, 0.0, 0.0)

@@ -14,6 +14,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 # a persistent compilation cache (inherited through the environment) saves minutes.
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', str(REPO / '.pytest_cache' / 'jax'))
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
+# Prepared TFDS datasets of tests (and their children) stay out of ~/tensorflow_datasets.
+os.environ.setdefault('TFDS_DATA_DIR', str(REPO / '.pytest_cache' / 'tfds'))
 SHARED_CARLA = REPO.parent / 'shared' / 'data' / 'carla_lab'
 
 

@@ -1,4 +1,4 @@
-"""The lab-layout reader, splits, synthetic generator and batch streams."""
+"""The image/mask folder reader (lab layout and other encodings), splits, synthetic data."""
 
 import json
 
@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from conftest import SHARED_CARLA, tiny_config
-from unet_jax import errors, input_pipeline, lab_data, synthetic
+from unet_jax import errors, lab_data, synthetic
 from unet_jax.classes import CARLA
 
 
@@ -26,14 +26,9 @@ def test_written_pair_reads_back_in_the_lab_encoding(tmp_path):
   raw = np.asarray(Image.open(tmp_path / 'CameraMask' / '000001.png'))
   assert raw.shape == (8, 12, 4) and (raw[..., 1:3] == 0).all() and (raw[..., 3] == 255).all()
   [pair] = lab_data.list_pairs(tmp_path)
-  got_image, got_mask = lab_data.read_pair(pair, 23)
+  got_image, got_mask = lab_data.read_pair(pair)
   np.testing.assert_array_equal(got_image, image)
   np.testing.assert_array_equal(got_mask, mask)
-
-
-def test_missing_folder_names_it(tmp_path):
-  with pytest.raises(errors.DataError, match='has no CameraRGB/ folder'):
-    lab_data.list_pairs(tmp_path / 'nowhere')
 
 
 def test_unmatched_files_are_named(tmp_path):
@@ -68,7 +63,7 @@ def test_bad_pairs_get_a_clear_error(tmp_path, fault, message):
     Image.fromarray(np.full((8, 12, 4), [7, 7, 0, 255], np.uint8)).save(mask_path)
   [pair] = lab_data.list_pairs(tmp_path)
   with pytest.raises(errors.DataError, match=message):
-    lab_data.read_pair(pair, 23)
+    lab_data.read_pair(pair)
 
 
 def test_clips_follow_frame_number_gaps():
@@ -105,7 +100,7 @@ def test_synthetic_generation_is_deterministic_and_complete(tmp_path, tiny_data_
     assert a.image_path.read_bytes() == b.image_path.read_bytes()
     assert a.mask_path.read_bytes() == b.mask_path.read_bytes()
   # Scenes hold the main street classes and nothing outside CARLA's 23.
-  masks = np.stack([lab_data.read_pair(p, 23)[1] for p in pairs_a])
+  masks = np.stack([lab_data.read_pair(p)[1] for p in pairs_a])
   present = set(np.unique(masks))
   assert {CARLA[c] for c in ('Sky', 'Road', 'SideWalk', 'RoadLine', 'Terrain')} <= present
   assert len(present) >= 8
@@ -124,48 +119,8 @@ def test_synthetic_refuses_a_folder_made_with_other_parameters(tmp_path, tiny_da
                        width=16, seed=0)
 
 
-def test_train_batches_are_a_pure_function_of_seed_and_step(tiny_data_dir):
-  data = input_pipeline.load_split(tiny_data_dir, 'train', tiny_config().data)
-  a = input_pipeline.TrainBatches(data, 4, seed=3, hflip=True)
-  b = input_pipeline.TrainBatches(data, 4, seed=3, hflip=True)
-  for step in (5, 0, 17, 5):  # any order, any fresh object: same batch
-    np.testing.assert_array_equal(a(step)['image'], b(step)['image'])
-    np.testing.assert_array_equal(a(step)['label'], b(step)['label'])
-  assert not np.array_equal(a(0)['image'], a(1)['image'])
-
-
-def test_processes_read_disjoint_shards_and_take_equal_steps(tiny_data_dir):
-  config = tiny_config().data
-  shards = [input_pipeline.load_split(tiny_data_dir, 'train', config, p, 2) for p in range(2)]
-  whole = input_pipeline.load_split(tiny_data_dir, 'train', config)
-  assert sorted(shards[0].names + shards[1].names) == sorted(whole.names)
-  assert not set(shards[0].names) & set(shards[1].names)
-  streams = [input_pipeline.TrainBatches(s, 4, 3, True, p, 2) for p, s in enumerate(shards)]
-  assert streams[0].steps_per_epoch == streams[1].steps_per_epoch
-  assert all(len(s(5)['image']) == 2 for s in streams)  # local batch = global / processes
-
-
-def test_hflip_moves_image_and_mask_together(tiny_data_dir):
-  data = input_pipeline.load_split(tiny_data_dir, 'train', tiny_config().data)
-  plain = input_pipeline.TrainBatches(data, 4, seed=0, hflip=False)
-  flipped = input_pipeline.TrainBatches(data, 4, seed=0, hflip=True)
-  n_flipped = 0
-  for step in range(4):
-    p, f = plain(step), flipped(step)
-    for i in range(4):
-      same = np.array_equal(p['image'][i], f['image'][i])
-      mirrored = np.array_equal(p['image'][i, :, ::-1], f['image'][i])
-      assert same or mirrored
-      expected = p['label'][i] if same else p['label'][i, :, ::-1]
-      np.testing.assert_array_equal(f['label'][i], expected)
-      n_flipped += not same
-  assert 0 < n_flipped < 16
-
-
 @pytest.mark.skipif(not SHARED_CARLA.is_dir(), reason=f'real CARLA frames not at {SHARED_CARLA}')
-def test_real_carla_lab_frames_load_and_split_by_clip():
-  config = tiny_config().data
-  config.source, config.image_size = 'folder', (96, 128)
+def test_real_carla_lab_frames_read_and_split_by_clip():
   root = SHARED_CARLA / '320x240'
   pairs = lab_data.list_pairs(root)
   assert len(pairs) == 699
@@ -174,14 +129,55 @@ def test_real_carla_lab_frames_load_and_split_by_clip():
   assert len(splits['train']) + len(splits['validation']) == 699
   train_clips = set(lab_data.clip_ids([p.name for p in pairs]))
   assert 25 <= len(train_clips) <= 40  # the data README says about 31
-  val = input_pipeline.load_split(root, 'validation', config)
-  assert val.images.shape[1:] == (96, 128, 3) and val.masks.max() < 23
   # Full-size originals read with the same code and hold the same labels.
   [big] = [p for p in lab_data.list_pairs(SHARED_CARLA / '640x480') if p.name == '000032']
   [small] = [p for p in pairs if p.name == '000032']
-  big_mask = lab_data.read_pair(big, 23)[1]
-  small_mask = lab_data.read_pair(small, 23)[1]
+  big_mask = lab_data.read_pair(big)[1]
+  small_mask = lab_data.read_pair(small)[1]
   assert big_mask.shape == (480, 640) and small_mask.shape == (240, 320)
   # Each downscaled label is one of the four original labels of its 2x2 block.
   blocks = [big_mask[dy::2, dx::2] for dy in (0, 1) for dx in (0, 1)]
   assert np.any([small_mask == b for b in blocks], axis=0).all()
+
+
+def test_other_mask_encodings_and_image_types(tmp_path):
+  rng = np.random.default_rng(0)
+  mask = rng.integers(0, 3, (8, 12), dtype=np.uint8)
+  image = np.broadcast_to(np.arange(12, dtype=np.uint8)[None, :, None] * 20, (8, 12, 3))
+  palette = ((0, 0, 0), (255, 0, 0), (10, 200, 30))
+  for sub in ('images', 'grey', 'colour'):
+    (tmp_path / sub).mkdir()
+  Image.fromarray(image).save(tmp_path / 'images' / 'a.jpg', quality=95)
+  Image.fromarray(mask).save(tmp_path / 'grey' / 'a.png')
+  Image.fromarray(np.array(palette, np.uint8)[mask]).save(tmp_path / 'colour' / 'a.png')
+  grey = lab_data.FolderFormat('images', 'grey', 'single_channel', num_classes=3)
+  colour = lab_data.FolderFormat('images', 'colour', 'palette', palette, num_classes=3)
+  for fmt in (grey, colour):
+    [pair] = lab_data.list_pairs(tmp_path, fmt)
+    got_image, got_mask = lab_data.read_pair(pair, fmt)
+    np.testing.assert_array_equal(got_mask, mask)
+    assert got_image.shape == (8, 12, 3) and np.abs(got_image.astype(int) - image).mean() < 8  # JPEG
+  Image.fromarray(np.full((8, 12, 3), (1, 2, 3), np.uint8)).save(tmp_path / 'colour' / 'a.png')
+  with pytest.raises(errors.DataError, match=r'colour/a.png: colour \(1, 2, 3\) .* not in'):
+    lab_data.read_pair(lab_data.list_pairs(tmp_path, colour)[0], colour)
+  with pytest.raises(errors.DataError, match='colour/a.png: expected a single-channel mask'):
+    bad = lab_data.FolderFormat('images', 'colour', 'single_channel', num_classes=3)
+    lab_data.read_pair(lab_data.list_pairs(tmp_path, bad)[0], bad)
+
+
+def test_ignore_label_is_allowed_in_masks(tmp_path):
+  _write(tmp_path, '000001', mask=np.full((8, 12), 255, np.uint8))
+  [pair] = lab_data.list_pairs(tmp_path)
+  with pytest.raises(errors.DataError, match='class index 255 >= num_classes=23'):
+    lab_data.read_pair(pair)
+  assert (lab_data.read_pair(pair, lab_data.FolderFormat(ignore_label=255))[1] == 255).all()
+
+
+def test_split_file_is_read_and_checked(tmp_path):
+  good = tmp_path / 'good.txt'
+  good.write_text('# name split\na train\n\nb validation  # held out\n')
+  assert lab_data.read_split_file(good) == {'a': 'train', 'b': 'validation'}
+  bad = tmp_path / 'bad.txt'
+  bad.write_text('a train\nb valid\n')
+  with pytest.raises(errors.DataError, match='bad.txt:2: expected "NAME SPLIT"'):
+    lab_data.read_split_file(bad)

@@ -12,7 +12,7 @@ from conftest import REPO, assert_trees_bitwise_equal, restore_checkpoint, subpr
 def _train(workdir, data_dir):
   subprocess.run([sys.executable, 'main.py', '--config=configs/tiny.py', f'--workdir={workdir}',
                   f'--config.data.data_dir={data_dir}', '--config.num_train_steps=12',
-                  '--config.data.hflip=True'], cwd=REPO, env=subprocess_env(), check=True,
+                  '--config.data.augment.hflip=True'], cwd=REPO, env=subprocess_env(), check=True,
                  capture_output=True)
   return (restore_checkpoint(workdir, 12),
           json.loads((workdir / 'eval_results.json').read_text()))

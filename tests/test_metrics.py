@@ -1,5 +1,6 @@
 """Loss and metrics against plain numpy references."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -49,6 +50,31 @@ def test_cross_entropy_rejects_wrong_number_of_class_weights():
   with pytest.raises(ValueError, match='class_weights has 2 entries for 5 classes'):
     losses.cross_entropy(jnp.zeros((1, 2, 2, C)), jnp.zeros((1, 2, 2), jnp.int32),
                          jnp.ones((1, 2, 2), bool), (1.0, 2.0))
+
+
+def test_soft_dice_against_hand_computed_values():
+  # Two pixels of class 0, one of class 2, one masked pixel; class 1 absent.
+  labels = jnp.array([[[0, 0], [2, 1]]])
+  mask = jnp.array([[[True, True], [True, False]]])
+  probs = np.array([[[[1.0, 0, 0], [0.5, 0.5, 0]], [[0, 0, 1.0], [0, 1.0, 0]]]])
+  logits = jnp.log(jnp.asarray(probs) + 1e-30)
+  # Class 0: overlap 1.5, prob sum 1.5, truth 2 -> (3 + 1) / (3.5 + 1).
+  # Class 2: overlap 1, prob sum 1, truth 1 -> (2 + 1) / (2 + 1) = 1.
+  expected = 1 - (4 / 4.5 + 1.0) / 2
+  np.testing.assert_allclose(float(losses.soft_dice(logits, labels, mask)), expected, rtol=1e-5)
+  perfect = jnp.log(jax.nn.one_hot(labels, 3) + 1e-30)
+  assert float(losses.soft_dice(perfect, labels, mask)) < 1e-5
+
+
+def test_median_frequency_weights_against_hand_computed_values():
+  # Image 0: 3 px class 0, 1 px class 1. Image 1: 2 px class 0, 2 px class 2.
+  masks = np.array([[[0, 0], [0, 1]], [[0, 2], [2, 0]]], np.uint8)
+  # freq: class 0 5/8, class 1 1/4 (only image 0), class 2 2/4; median 1/2; class 3 absent.
+  expected = [0.5 / 0.625, 0.5 / 0.25, 1.0, 1.0]
+  np.testing.assert_allclose(losses.median_frequency_weights(masks, 4), expected)
+  rare = np.zeros((1, 100, 100), np.uint8)
+  rare[0, 0, 0] = 1
+  assert losses.median_frequency_weights(rare, 2)[1] == losses.MAX_CLASS_WEIGHT
 
 
 def test_confusion_matrix_matches_numpy():

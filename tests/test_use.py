@@ -121,7 +121,7 @@ def test_predict_writes_masks_that_match_the_model(trained, tmp_path, size_mode)
   (y, x) = origins[2]
   np.testing.assert_array_equal(panel[y:y + h, x:x + w], visualize.colorize(expected, 23))
   truth = lab_data.read_pair(lab_data.Pair('000100', inputs / '000100.png',
-                                           tmp_path / 'in' / 'CameraMask' / '000100.png'), 23)[1]
+                                           tmp_path / 'in' / 'CameraMask' / '000100.png'))[1]
   (y, x) = origins[1]
   np.testing.assert_array_equal(panel[y:y + h, x:x + w], visualize.colorize(truth, 23))
 

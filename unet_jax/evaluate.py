@@ -19,7 +19,9 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
   state, step = inference.restore_state(config, workdir, checkpoint)
   shard = (jax.process_index(), jax.process_count())
   if data_dir:
-    data = input_pipeline.load_shard(lab_data.list_pairs(data_dir), config.data, *shard)
+    data = input_pipeline.load_shard(
+        lab_data.list_pairs(data_dir, lab_data.FolderFormat.from_config(config.data)),
+        config.data, *shard)
     source = epath.Path(data_dir).name or 'folder'
   else:
     root = input_pipeline.resolve_data_dir(config.data, workdir)

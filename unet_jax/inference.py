@@ -7,22 +7,38 @@ import ml_collections
 import orbax.checkpoint as ocp
 from etils import epath
 
+from configs import default
 from unet_jax import checkpointing, models, optim, train
 from unet_jax.errors import CheckpointError, WorkdirError
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a training run wrote to `workdir/config.json`."""
+  """The config a training run wrote to `workdir/config.json`.
+
+  Fields added to the code since that run take their defaults from
+  `configs/default.py` (a model runs as it was trained: new fields default
+  to the old behaviour), so older workdirs stay usable.
+  """
   path = epath.Path(workdir) / 'config.json'
   if not path.exists():
     raise WorkdirError(f'{path} not found: --workdir must be the workdir of a training run '
                        f'(or pass --config)')
-  config = ml_collections.ConfigDict(json.loads(path.read_text()))
+  config = default.get_config()
+  with config.unlocked():
+    _merge(config, json.loads(path.read_text()))
   config.data.image_size = tuple(config.data.image_size)
   config.model.widths = tuple(config.model.widths)
   config.model.width_multipliers = tuple(config.model.width_multipliers)
   config.model.dropout = tuple(config.model.dropout)
   return config
+
+
+def _merge(config: ml_collections.ConfigDict, saved: dict) -> None:
+  for key, value in saved.items():
+    if isinstance(value, dict) and isinstance(config.get(key), ml_collections.ConfigDict):
+      _merge(config[key], value)
+    else:
+      config[key] = value
 
 
 def restore_state(config: ml_collections.ConfigDict, workdir: str,

@@ -8,6 +8,7 @@ resize + conv, and a 3x3 conv + 1x1 conv head. The `lab` preset in
 23 classes).
 """
 
+import itertools
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -67,6 +68,7 @@ class UNet(nn.Module):
   upsample: str = 'transpose'
   upconv_impl: str = 'subpixel'
   dtype: Dtype = jnp.float32
+  remat: bool = False  # recompute block activations in the backward pass: less memory
 
   @property
   def depth(self) -> int:
@@ -99,16 +101,20 @@ class UNet(nn.Module):
     if jnp.issubdtype(x.dtype, jnp.integer):
       x = x.astype(jnp.float32) / 255.0
     x = x.astype(self.dtype)
-    block = lambda width, level: ConvBlock(
-        width, self.convs_per_block, self.norm, self.group_size,
-        self.dropout[level], self.dtype)
+    # `train` (argument 2 counting self) is a Python bool: static under remat.
+    block_cls = nn.remat(ConvBlock, static_argnums=(2,)) if self.remat else ConvBlock
+    # Explicit names keep the parameter tree the same with remat on or off.
+    block_names = (f'ConvBlock_{i}' for i in itertools.count())
+    block = lambda width, dropout: block_cls(
+        width, self.convs_per_block, self.norm, self.group_size, dropout, self.dtype,
+        name=next(block_names))
 
     skips = []
     for level, width in enumerate(self.widths[:-1]):
-      x = block(width, level)(x, train)
+      x = block(width, self.dropout[level])(x, train)
       skips.append(x)
       x = layers.max_pool_2x2(x)
-    x = block(self.widths[-1], self.depth)(x, train)
+    x = block(self.widths[-1], self.dropout[self.depth])(x, train)
 
     for level in reversed(range(self.depth)):
       width = self.widths[level]
@@ -120,8 +126,7 @@ class UNet(nn.Module):
         x = nn.Conv(width, (3, 3), padding='SAME', dtype=self.dtype)(x)
       x = jnp.concatenate([x, skips[level]], axis=-1)
       # Decoder blocks carry no dropout, as in the lab model.
-      x = ConvBlock(width, self.convs_per_block, self.norm, self.group_size,
-                    0.0, self.dtype)(x, train)
+      x = block(width, 0.0)(x, train)
 
     x = nn.Conv(self.widths[0], (3, 3), padding='SAME', dtype=self.dtype,
                 kernel_init=nn.initializers.he_normal())(x)
@@ -151,4 +156,5 @@ def create_model(model_config: ml_collections.ConfigDict, num_classes: int) -> U
       dropout=tuple(model_config.dropout),
       upsample=model_config.upsample,
       upconv_impl=model_config.upconv_impl,
-      dtype=dtypes[model_config.dtype])
+      dtype=dtypes[model_config.dtype],
+      remat=model_config.remat)

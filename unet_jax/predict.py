@@ -20,7 +20,7 @@ from absl import logging
 from etils import epath
 from PIL import Image
 
-from unet_jax import inference, lab_data, models, train, visualize
+from unet_jax import inference, input_pipeline, lab_data, models, train, visualize
 from unet_jax.errors import DataError
 
 SIZE_MODES = ('resize', 'pad')
@@ -57,7 +57,7 @@ def to_model_input(image: np.ndarray, train_size: Sequence[int], size_mode: str,
   h, w = image.shape[:2]
   if size_mode == 'resize':
     th, tw = train_size
-    resized, _ = lab_data.resize_pair(image, np.zeros((h, w), np.uint8), (th, tw))
+    resized = input_pipeline.resize_image(image, (th, tw)).numpy()
     back = lambda p: np.asarray(Image.fromarray(p.astype(np.uint8)).resize(
         (w, h), Image.Resampling.NEAREST))
     return resized, back
@@ -112,7 +112,7 @@ def predict_files(config: ml_collections.ConfigDict, workdir: str, input_spec: s
         truth = None
         if truth_path is not None:
           truth = lab_data.read_pair(lab_data.Pair(path.stem, path, truth_path),
-                                     config.data.num_classes)[1]
+                                     lab_data.FolderFormat.from_config(config.data))[1]
           if truth.shape != image.shape[:2]:
             truth = None
         items.append((path, image, truth,

@@ -19,6 +19,7 @@ from absl import logging
 from clu import metric_writers, parameter_overview, periodic_actions
 from etils import epath
 from flax.training import train_state
+from jax.experimental import multihost_utils
 
 from unet_jax import (checkpointing, input_pipeline, losses, metrics, models, optim, parallel,
                       preemption, reports, visualize)
@@ -78,7 +79,10 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, config: ml_col
                                      rngs={'dropout': rng}, mutable=['batch_stats'])
     loss_sum, weight_sum = losses.cross_entropy(logits, batch['label'], mask,
                                                 config.loss.class_weights)
-    return loss_sum / jnp.maximum(weight_sum, 1e-12), (logits, updates, loss_sum, weight_sum)
+    loss = loss_sum / jnp.maximum(weight_sum, 1e-12)
+    if config.loss.dice_weight:
+      loss += config.loss.dice_weight * losses.soft_dice(logits, batch['label'], mask)
+    return loss, (logits, updates, loss_sum, weight_sum)
 
   grads, (logits, updates, loss_sum, weight_sum) = jax.grad(loss_fn, has_aux=True)(state.params)
   grad_norm = optax.tree.norm(grads)
@@ -167,6 +171,30 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> str:
   return workdir
 
 
+def with_class_weights(config: ml_collections.ConfigDict,
+                       train_data: input_pipeline.SplitData) -> ml_collections.ConfigDict:
+  """`config` with `loss.class_weights` computed as `loss.class_weighting` asks."""
+  weighting = config.loss.class_weighting
+  if weighting not in losses.CLASS_WEIGHTINGS:
+    raise ConfigError(f'config.loss.class_weighting must be one of {losses.CLASS_WEIGHTINGS}, '
+                      f'got {weighting!r}')
+  if weighting == 'none':
+    return config
+  if config.loss.class_weights:
+    raise ConfigError('set either config.loss.class_weights or config.loss.class_weighting, '
+                      'not both')
+  # Every process weighs with the whole split's statistics, not its shard's.
+  masks = multihost_utils.process_allgather(train_data.masks[:train_data.num_global
+                                                             // jax.process_count()])
+  weights = losses.median_frequency_weights(np.asarray(masks).reshape(
+      -1, *train_data.masks.shape[1:]), config.data.num_classes)
+  logging.info('Class weights (%s): %s', weighting, ', '.join(
+      f'{n} {w:.2f}' for n, w in zip(config.data.class_names, weights)))
+  config = config.copy_and_resolve_references()
+  config.loss.class_weights = tuple(float(w) for w in weights)
+  return config
+
+
 def _check_finite(sums: dict[str, np.ndarray], step: int, policy: str,
                   last_checkpoint: int | None) -> None:
   if not sums['nonfinite']:
@@ -204,11 +232,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   data_dir = input_pipeline.resolve_data_dir(config.data, workdir)
   shard = (jax.process_index(), jax.process_count())
-  train_data = input_pipeline.load_split(data_dir, 'train', config.data, *shard)
+  train_data = input_pipeline.load_split(data_dir, 'train', config.data, *shard,
+                                         size=input_pipeline.cache_size(config.data))
   eval_data = input_pipeline.load_split(data_dir, 'validation', config.data, *shard)
   batches = input_pipeline.TrainBatches(train_data, config.batch_size, config.seed,
-                                        config.data.hflip, jax.process_index(),
-                                        jax.process_count())
+                                        config.data.augment, config.data.image_size, *shard)
+  config = with_class_weights(config, train_data)
   total_steps = num_train_steps(config, batches.steps_per_epoch)
   logging.info('%d train / %d validation frames; %d steps of %d (%.1f epochs)',
                train_data.num_global, eval_data.num_global, total_steps, config.batch_size,

@@ -1,6 +1,6 @@
-"""Ablation of configs/carla_quick.py on the shared CARLA frames: 7 variants x 3 seeds.
+"""Ablation of configs/carla_quick.py on the shared CARLA frames: 9 variants x 3 seeds.
 
-Run (21 runs of ~10 CPU minutes each; --parallel runs several at a time):
+Run (27 runs of ~10 CPU minutes each; --parallel runs several at a time):
   python -m unet_jax.sweep --sweep=configs/sweeps/carla_ablation.py \
       --workdir=workdirs/carla_ablation --parallel=1
 
@@ -19,7 +19,9 @@ def get_sweep():
           'norm_none': {'model.norm': 'none'},
           'norm_group': {'model.norm': 'group'},
           'upsample_resize': {'model.upsample': 'resize'},
-          'no_augment': {'data.hflip': False},
+          'loss_dice': {'loss.dice_weight': 0.5},  # cross-entropy + 0.5 soft Dice
+          'loss_class_weighted': {'loss.class_weighting': 'median_frequency'},
+          'no_augment': {'data.augment.hflip': False},
           'width_8': {'model.width': 8},
           'width_32': {'model.width': 32},
       },

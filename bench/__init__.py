@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.run` (speed against Keras and PyTorch), `python -m bench.pipeline`."""

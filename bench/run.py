@@ -1,0 +1,186 @@
+"""Training and inference speed of the lab U-Net: ours (float32, bfloat16) vs Keras and PyTorch.
+
+  python -m bench.run                       # all cells, ~15 minutes on 2 CPU cores
+  python -m bench.run --cells=train:96x128x32 --rounds=3 --out=/tmp/bench.json
+
+Each cell (mode, input size, batch) starts one worker process per subject
+(`bench/worker.py`): ours in float32 and bfloat16, Keras (TensorFlow, oneDNN),
+PyTorch channels-last. After compilation and warm-up the subjects are timed
+interleaved, A B C D A B C D ..., each window at least `--window_s` seconds,
+so a noisy shared machine slows all of them alike; the table gives medians
+over rounds, the ratios ours / reference, peak memory (max RSS) per worker,
+and our achieved FLOP/s (XLA cost analysis of the compiled step) against the
+matrix-product rate measured at the start of the same run. PyTorch is
+optional (`pip install -r bench/requirements.txt`); without it its column is
+left out.
+"""
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CELLS = ('train:96x128x32', 'train:192x256x8', 'infer:96x128x32', 'infer:192x256x8')
+SUBJECTS = {  # name -> worker flags
+    'ours_f32': ['--impl=jax', '--dtype=float32'],
+    'ours_bf16': ['--impl=jax', '--dtype=bfloat16'],
+    'keras': ['--impl=keras'],
+    'torch': ['--impl=torch'],
+}
+
+
+class Worker:
+  """A `bench.worker` process, started and warmed up."""
+
+  def __init__(self, flags: list[str]):
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='3')
+    self.proc = subprocess.Popen([sys.executable, '-m', 'bench.worker', *flags], cwd=REPO,
+                                 env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True)
+    self.ready = self._read()
+
+  def _read(self) -> dict:
+    line = self.proc.stdout.readline()
+    if not line:
+      raise RuntimeError(f'benchmark worker {self.proc.args[3:]} died (exit {self.proc.wait()})')
+    return json.loads(line)
+
+  def ask(self, command: str) -> dict:
+    self.proc.stdin.write(command + '\n')
+    self.proc.stdin.flush()
+    return self._read()
+
+  def close(self) -> None:
+    with contextlib.suppress(OSError):
+      self.proc.stdin.write('quit\n')
+      self.proc.stdin.close()
+    self.proc.wait(timeout=60)
+
+
+def measure_matmul(rounds: int) -> dict[str, float]:
+  """Matrix-product GFLOP/s of JAX on this machine, float32 and bfloat16 inputs."""
+  out = {}
+  for dtype in ('float32', 'bfloat16'):
+    worker = Worker(['--impl=matmul', f'--dtype={dtype}'])
+    flops = worker.ready['flops_per_step']
+    out[dtype] = max(flops * 5 / worker.ask('run 5')['seconds'] for _ in range(rounds)) / 1e9
+    worker.close()
+  return out
+
+
+def time_cell(cell: str, subjects: list[str], rounds: int, window_s: float) -> dict:
+  """Interleaved timing of `subjects` on one cell; images/s medians and worker stats."""
+  mode, shape = cell.split(':')
+  height, width, batch = (int(v) for v in shape.split('x'))
+  common = [f'--mode={mode}', f'--height={height}', f'--width={width}', f'--batch={batch}']
+  workers = {}
+  try:
+    for name in subjects:  # started one by one: compilation is not timed anyway
+      workers[name] = Worker(SUBJECTS[name] + common)
+      print(f'  {cell} {name}: ready ({workers[name].ready["params"]:,} parameters)', flush=True)
+    params = {n: w.ready['params'] for n, w in workers.items()}
+    if len(set(params.values())) != 1:
+      raise AssertionError(f'parameter counts differ: {params}')
+    # Steps per window from one probe step each, so every window lasts ~window_s.
+    steps = {n: max(1, round(window_s / w.ask('run 1')['seconds'])) for n, w in workers.items()}
+    rates = {n: [] for n in workers}
+    for r in range(rounds):
+      for name, worker in workers.items():
+        rates[name].append(steps[name] * batch / worker.ask(f'run {steps[name]}')['seconds'])
+      print(f'  {cell} round {r + 1}/{rounds}: ' +
+            ', '.join(f'{n} {v[-1]:.1f}' for n, v in rates.items()) + ' img/s', flush=True)
+    return {
+        'mode': mode, 'height': height, 'width': width, 'batch': batch, 'params': params,
+        'images_per_s': {n: statistics.median(v) for n, v in rates.items()},
+        'all_images_per_s': rates,
+        'peak_rss_mb': {n: w.ask('info')['peak_rss_mb'] for n, w in workers.items()},
+        'flops_per_image': {n: w.ready['flops_per_step'] / batch
+                            for n, w in workers.items() if w.ready['flops_per_step']},
+    }
+  finally:
+    for worker in workers.values():
+      worker.close()
+
+
+def table(results: dict) -> str:
+  """The markdown table of a results dict."""
+  subjects = [s for s in SUBJECTS if any(s in c['images_per_s'] for c in results['cells'])]
+  refs = [s for s in ('keras', 'torch') if s in subjects]
+  head = (['cell'] + [f'{s} img/s' for s in subjects]
+          + [f'{o}/{r}' for o in ('ours_f32', 'ours_bf16') for r in refs]
+          + ['ours_f32 GFLOP/s (% of f32 matmul)', 'ours_bf16 GFLOP/s (% of bf16 matmul)',
+             'peak MB (' + ', '.join(subjects) + ')'])
+  lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+  peak = results['matmul_gflops']
+  for c in results['cells']:
+    ips = c['images_per_s']
+    row = [f"{c['mode']} {c['height']}x{c['width']} b{c['batch']}"]
+    row += [f'{ips[s]:.2f}' if s in ips else '-' for s in subjects]
+    row += [f'{ips[o] / ips[r]:.2f}x' if o in ips and r in ips else '-'
+            for o in ('ours_f32', 'ours_bf16') for r in refs]
+    for name, dtype in (('ours_f32', 'float32'), ('ours_bf16', 'bfloat16')):
+      if name in ips and name in c['flops_per_image']:
+        gflops = ips[name] * c['flops_per_image'][name] / 1e9
+        row.append(f'{gflops:.0f} ({100 * gflops / peak[dtype]:.0f} %)')
+      else:
+        row.append('-')
+    row.append(', '.join(f"{c['peak_rss_mb'][s]:.0f}" for s in subjects if s in ips))
+    lines.append('| ' + ' | '.join(row) + ' |')
+  return '\n'.join(lines)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--cells', default=','.join(CELLS))
+  parser.add_argument('--subjects', default=','.join(SUBJECTS))
+  parser.add_argument('--rounds', type=int, default=5)
+  parser.add_argument('--window_s', type=float, default=4.0)
+  parser.add_argument('--out', default=os.path.join(REPO, 'bench', 'results.json'))
+  args = parser.parse_args()
+  subjects = [s for s in args.subjects.split(',') if s]
+  if 'torch' in subjects and importlib.util.find_spec('torch') is None:
+    print('PyTorch is not installed (pip install -r bench/requirements.txt): leaving it out.')
+    subjects.remove('torch')
+  start = time.time()
+  results = {'machine': {'cpu': _cpu_name(), 'cores': os.cpu_count(),
+                         'python': platform.python_version()},
+             'versions': _versions(subjects), 'rounds': args.rounds}
+  results['matmul_gflops'] = measure_matmul(args.rounds)
+  print('matrix product GFLOP/s:', results['matmul_gflops'], flush=True)
+  results['cells'] = [time_cell(c, subjects, args.rounds, args.window_s)
+                      for c in args.cells.split(',') if c]
+  results['wall_s'] = time.time() - start
+  with open(args.out, 'w') as f:
+    json.dump(results, f, indent=2)
+  print(table(results))
+  print(f'Saved {args.out} ({results["wall_s"] / 60:.1f} min)')
+
+
+def _cpu_name() -> str:
+  with contextlib.suppress(OSError):
+    for line in open('/proc/cpuinfo'):
+      if line.startswith('model name'):
+        return line.split(':', 1)[1].strip()
+  return platform.processor()
+
+
+def _versions(subjects: list[str]) -> dict[str, str]:
+  from importlib import metadata
+  names = ['jax', 'jaxlib', 'flax', 'tensorflow-cpu', 'keras'] + (
+      ['torch'] if 'torch' in subjects else [])
+  out = {}
+  for name in names:
+    with contextlib.suppress(metadata.PackageNotFoundError):
+      out[name] = metadata.version(name)
+  return out
+
+
+if __name__ == '__main__':
+  main()

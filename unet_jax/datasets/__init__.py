@@ -1,0 +1,1 @@
+"""TFDS builders for segmentation data (see `folder.py`)."""

@@ -1,0 +1,187 @@
+"""TFDS builders for folders of image/mask pairs; `carla_lab` is the lab's data.
+
+A builder reads a user's folder (TFDS's `manual_dir`: e.g. the lab's `data/`
+with `CameraRGB/` + `CameraMask/`), validates every pair, splits it by clip
+and writes it once into the TFDS `data_dir`; later runs load it from there.
+TFDS writes into a temporary folder and renames it only when the whole build
+succeeded, so a failed build leaves nothing a later run could take for a
+complete dataset.
+
+The builder config holds everything the prepared data depends on (folder
+format, split fractions and seed, and a fingerprint of the source files), and
+its name is derived from it: changing any of them, or adding frames, prepares
+a new dataset instead of reusing a stale one.
+
+From the command line, with the lab defaults (20 % of clips for validation):
+  tfds build carla_lab --imports=unet_jax.datasets.folder \
+      --manual_dir=../shared/data/carla_lab/320x240 --data_dir=/tmp/tfds
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+
+import ml_collections
+import tensorflow_datasets as tfds
+from absl import logging
+from etils import epath
+
+from unet_jax import lab_data
+from unet_jax.errors import DataError
+
+_MANUAL_INSTRUCTIONS = """\
+Point manual_dir at a folder holding the images and masks (the lab's data/
+folder: CameraRGB/NAME.png and CameraMask/NAME.png, class index in channel 0
+of each mask), e.g. --manual_dir=../shared/data/carla_lab/320x240.
+"""
+
+
+@dataclasses.dataclass
+class FolderConfig(tfds.core.BuilderConfig):
+  """How to read the folder and split it; see `lab_data.FolderFormat`."""
+  image_subdir: str = lab_data.IMAGE_DIR
+  mask_subdir: str = lab_data.MASK_DIR
+  mask_encoding: str = 'channel0'
+  palette: tuple[tuple[int, int, int], ...] = ()
+  num_classes: int = 23
+  ignore_label: int = -1
+  val_fraction: float = 0.2
+  test_fraction: float = 0.0
+  split_seed: int = 0
+  clip_gap: int = 40
+  split_file: str = ''
+  skip_bad_pairs: bool = False
+  source_fingerprint: str = ''
+
+  @property
+  def format(self) -> lab_data.FolderFormat:
+    return lab_data.FolderFormat(self.image_subdir, self.mask_subdir, self.mask_encoding,
+                                 self.palette, self.num_classes, self.ignore_label)
+
+
+class SegmentationFolder(tfds.core.GeneratorBasedBuilder):
+  """Images and masks from a folder, split by clip (or by a split file)."""
+
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'First version.'}
+  BUILDER_CONFIGS = [FolderConfig(name='default', description='The lab layout and encoding.')]
+  MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL_INSTRUCTIONS
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+        description='Frames and class-index masks from a folder of image/mask pairs.',
+        features=tfds.features.FeaturesDict({
+            'image': tfds.features.Image(shape=(None, None, 3)),
+            'mask': tfds.features.Image(shape=(None, None, 1)),
+            'name': tfds.features.Text(),
+            'clip': tfds.features.Text(),
+        }),
+        supervised_keys=('image', 'mask'),
+    )
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    cfg = self.builder_config
+    cfg.format.check()
+    pairs = lab_data.list_pairs(dl_manager.manual_dir, cfg.format,
+                                skip_unmatched=cfg.skip_bad_pairs)
+    clips = lab_data.clip_ids([p.name for p in pairs], cfg.clip_gap)
+    if cfg.split_file:
+      chosen = lab_data.read_split_file(cfg.split_file)
+      unknown = sorted(chosen.keys() - {p.name for p in pairs})
+      if unknown:
+        raise DataError(f'{cfg.split_file} names {len(unknown)} frame(s) not in '
+                        f'{dl_manager.manual_dir}, e.g. {unknown[:3]}')
+      split_of = [chosen.get(p.name) for p in pairs]
+      wanted = sorted(set(chosen.values()))
+    else:
+      split_of = [lab_data.split_of_clip(c, cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
+                  for c in clips]
+      wanted = ['train'] + [s for s, f in (('validation', cfg.val_fraction),
+                                           ('test', cfg.test_fraction)) if f > 0]
+    generators = {}
+    for split in wanted:
+      members = [(p, c) for p, c, s in zip(pairs, clips, split_of) if s == split]
+      if not members:
+        raise DataError(f'split {split!r} of {dl_manager.manual_dir} would be empty '
+                        f'({len(set(clips))} clips): adjust config.data.val_fraction / '
+                        f'test_fraction / split_seed or add clips')
+      generators[split] = self._generate_examples(members, split)
+    return generators
+
+  def _generate_examples(self, members, split: str):
+    fmt, skipped = self.builder_config.format, []
+    for pair, clip in members:
+      try:
+        image, mask = lab_data.read_pair(pair, fmt)
+      except DataError as e:
+        if not self.builder_config.skip_bad_pairs:
+          raise
+        skipped.append(str(e))
+        continue
+      yield pair.name, {'image': image, 'mask': mask[..., None], 'name': pair.name,
+                        'clip': clip}
+    if skipped:
+      logging.warning('Skipped %d bad pair(s) of split %s (config.data.skip_bad_pairs):\n  %s',
+                      len(skipped), split, '\n  '.join(skipped[:20]))
+
+
+class CarlaLab(SegmentationFolder):
+  """The lab's CARLA frames: CameraRGB/ + CameraMask/, 23 classes, split by clip."""
+  BUILDER_CONFIGS = [FolderConfig(
+      name='default', description='The lab data; 20 % of clips for validation, seed 0.')]
+
+
+def source_fingerprint(source_dir: str | os.PathLike, fmt: lab_data.FolderFormat) -> str:
+  """A hash of the file names and sizes under the image and mask folders."""
+  h = hashlib.sha256()
+  root = epath.Path(source_dir)
+  if not root.is_dir():
+    raise DataError(f'data directory {root} does not exist or is not a directory')
+  for sub in (fmt.image_subdir, fmt.mask_subdir):
+    folder = root / sub
+    if not folder.is_dir():
+      raise DataError(f'data directory {root} has no {sub}/ folder ({folder} not found)')
+    for name in sorted(os.listdir(folder)):
+      h.update(f'{sub}/{name}:{os.path.getsize(folder / name)}\n'.encode())
+  return h.hexdigest()[:16]
+
+
+def folder_config(data: ml_collections.ConfigDict, source_dir: str | os.PathLike) -> FolderConfig:
+  """The builder config of `config.data` reading `source_dir`."""
+  fmt = lab_data.FolderFormat.from_config(data)
+  fields = dict(
+      image_subdir=fmt.image_subdir, mask_subdir=fmt.mask_subdir,
+      mask_encoding=fmt.mask_encoding, palette=fmt.palette, num_classes=fmt.num_classes,
+      ignore_label=fmt.ignore_label, val_fraction=float(data.val_fraction),
+      test_fraction=float(data.test_fraction), split_seed=int(data.split_seed),
+      clip_gap=int(data.clip_gap),
+      split_file=os.path.abspath(data.split_file) if data.split_file else '',
+      skip_bad_pairs=bool(data.skip_bad_pairs),
+      source_fingerprint=source_fingerprint(source_dir, fmt))
+  if data.split_file:  # the split list's content decides, not only its path
+    fields['split_file_sha'] = hashlib.sha256(
+        epath.Path(data.split_file).read_bytes()).hexdigest()[:16]
+  digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+  fields.pop('split_file_sha', None)
+  name = (f'v{round(100 * data.val_fraction)}-t{round(100 * data.test_fraction)}'
+          f'-s{data.split_seed}-{digest}')
+  return FolderConfig(name=name, description=f'Prepared from {source_dir}.', **fields)
+
+
+def builder(data: ml_collections.ConfigDict,
+            source_dir: str | os.PathLike) -> SegmentationFolder:
+  """The builder of `config.data` over `source_dir` (not yet prepared)."""
+  cfg = folder_config(data, source_dir)
+  cls = CarlaLab if cfg.format == lab_data.LAB_FORMAT else SegmentationFolder
+  return cls(config=cfg, data_dir=data.tfds_data_dir or None)
+
+
+def prepare(dataset_builder: SegmentationFolder, source_dir: str | os.PathLike) -> None:
+  """Builds the dataset from `source_dir` unless it is already prepared."""
+  if dataset_builder.is_prepared():
+    return
+  logging.info('Preparing %s from %s into %s (once; later runs load it from there).',
+               dataset_builder.info.full_name, source_dir, dataset_builder.data_dir)
+  dataset_builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+      manual_dir=os.fspath(source_dir)))
