@@ -2,7 +2,7 @@
 
 A split is prepared once by the TFDS builder of `datasets/folder.py`, then
 read, resized and held in memory (this process's shard only: with P processes,
-process p keeps examples p, p+P, p+2P, ... of the split). Training batches come
+process p reads the p-th of P contiguous, near-equal parts of the split). Training batches come
 from a tf.data pipeline that is a pure function of (seed, step, process): each
 epoch is a permutation of the shard drawn from (seed, epoch, process), and
 each example's augmentation from (seed, its position in the stream, process).
@@ -23,6 +23,7 @@ import jax
 import ml_collections
 import numpy as np
 import tensorflow as tf
+import tensorflow_datasets as tfds
 from absl import logging
 from etils import epath
 from jax.experimental import multihost_utils
@@ -125,8 +126,10 @@ def load_split(source_dir: epath.Path, split: str, data: ml_collections.ConfigDi
     raise DataError(f'{dataset_builder.info.full_name} has no {split!r} split '
                     f'(it has {sorted(splits.keys())}); set config.data.val_fraction / '
                     f'test_fraction or the split file')
-  ds = dataset_builder.as_dataset(split=split, shuffle_files=False)
-  ds = ds.shard(process_count, process_index).map(
+  # Each process reads only its own contiguous part of the split's records.
+  shard = tfds.even_splits(split, n=process_count)[process_index]
+  ds = dataset_builder.as_dataset(split=shard, shuffle_files=False)
+  ds = ds.map(
       lambda ex: (resize_image(ex['image'], size), resize_mask(ex['mask'][..., 0], size),
                   ex['name']), num_parallel_calls=tf.data.AUTOTUNE)
   images, masks, names = [], [], []
