@@ -44,7 +44,14 @@ class Worker:
     self.proc = subprocess.Popen([sys.executable, '-m', 'bench.worker', *flags], cwd=REPO,
                                  env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  stderr=subprocess.DEVNULL, text=True)
-    self.ready = self._read()
+    self._ready = None
+
+  @property
+  def ready(self) -> dict:
+    """The worker's start-up report; waits for it (building and compiling are not timed)."""
+    if self._ready is None:
+      self._ready = self._read()
+    return self._ready
 
   def _read(self) -> dict:
     line = self.proc.stdout.readline()
@@ -82,9 +89,10 @@ def time_cell(cell: str, subjects: list[str], rounds: int, window_s: float) -> d
   common = [f'--mode={mode}', f'--height={height}', f'--width={width}', f'--batch={batch}']
   workers = {}
   try:
-    for name in subjects:  # started one by one: compilation is not timed anyway
+    for name in subjects:  # started together; timing begins once all are ready
       workers[name] = Worker(SUBJECTS[name] + common)
-      print(f'  {cell} {name}: ready ({workers[name].ready["params"]:,} parameters)', flush=True)
+    for name, worker in workers.items():
+      print(f'  {cell} {name}: ready ({worker.ready["params"]:,} parameters)', flush=True)
     params = {n: w.ready['params'] for n, w in workers.items()}
     if len(set(params.values())) != 1:
       raise AssertionError(f'parameter counts differ: {params}')

@@ -166,3 +166,22 @@ def test_real_carla_frames_build_split_and_load(tmp_path):
   clips = {s: {ex['clip'] for ex in builder.as_dataset(split=s).as_numpy_iterator()}
            for s in sizes}
   assert not clips['train'] & clips['validation']
+
+
+def test_runs_starting_together_share_one_build(tmp_path):
+  # e.g. a sweep with --parallel: every run prepares the same dataset at once.
+  _write_clips(tmp_path / 'src', clips=12)
+  child = (
+      'import sys; sys.path.insert(0, "tests"); from test_datasets import _data_config; '
+      'import pathlib; from unet_jax import input_pipeline; '
+      f'root = pathlib.Path({str(tmp_path)!r}); '
+      'b = input_pipeline.prepared_builder(_data_config(root), root / "src"); '
+      'print(sum(s.num_examples for s in b.info.splits.values()))')
+  procs = [subprocess.Popen([sys.executable, '-c', child], cwd=REPO, env=subprocess_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for _ in range(3)]
+  outputs = [p.communicate(timeout=300) for p in procs]
+  for p, (out, err) in zip(procs, outputs):
+    assert p.returncode == 0, err[-3000:]
+    assert out.split()[-1] == '36'
+  assert len(list((tmp_path / 'tfds').rglob('dataset_info.json'))) == 1

@@ -95,10 +95,8 @@ def _process_zero_first(fn, what: str):
 def prepared_builder(data: ml_collections.ConfigDict,
                      source_dir: epath.Path) -> folder.SegmentationFolder:
   """The TFDS builder of `config.data` over `source_dir`, prepared."""
-  dataset_builder = folder.builder(data, source_dir)
-  _process_zero_first(functools.partial(folder.prepare, dataset_builder, source_dir),
-                      'dataset prepared')
-  return dataset_builder
+  return _process_zero_first(functools.partial(folder.prepare, data, source_dir),
+                             'dataset prepared')
 
 
 def resize_image(image: tf.Tensor, size: Sequence[int]) -> tf.Tensor:

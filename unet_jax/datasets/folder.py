@@ -17,7 +17,9 @@ From the command line, with the lab defaults (20 % of clips for validation):
       --manual_dir=../shared/data/carla_lab/320x240 --data_dir=/tmp/tfds
 """
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -171,17 +173,43 @@ def folder_config(data: ml_collections.ConfigDict, source_dir: str | os.PathLike
 
 def builder(data: ml_collections.ConfigDict,
             source_dir: str | os.PathLike) -> SegmentationFolder:
-  """The builder of `config.data` over `source_dir` (not yet prepared)."""
+  """The builder of `config.data` over `source_dir` (not necessarily prepared)."""
   cfg = folder_config(data, source_dir)
   cls = CarlaLab if cfg.format == lab_data.LAB_FORMAT else SegmentationFolder
   return cls(config=cfg, data_dir=data.tfds_data_dir or None)
 
 
-def prepare(dataset_builder: SegmentationFolder, source_dir: str | os.PathLike) -> None:
-  """Builds the dataset from `source_dir` unless it is already prepared."""
+def prepare(data: ml_collections.ConfigDict,
+            source_dir: str | os.PathLike) -> SegmentationFolder:
+  """The builder of `config.data` over `source_dir`, built first unless already prepared.
+
+  Runs that start together on one machine (a sweep with --parallel) would
+  build the same dataset at once: a lock file beside it lets one build while
+  the others wait, then load what it wrote.
+  """
+  dataset_builder = builder(data, source_dir)
   if dataset_builder.is_prepared():
-    return
-  logging.info('Preparing %s from %s into %s (once; later runs load it from there).',
-               dataset_builder.info.full_name, source_dir, dataset_builder.data_dir)
-  dataset_builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=os.fspath(source_dir)))
+    return dataset_builder
+  target = epath.Path(dataset_builder.data_dir)
+  lock = contextlib.nullcontext()
+  if '://' not in str(target):  # local disk: flock works; remote storage builds unlocked
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = _file_lock(f'{target}.lock')
+  with lock:
+    dataset_builder = builder(data, source_dir)  # another run may have built it meanwhile
+    if not dataset_builder.is_prepared():
+      logging.info('Preparing %s from %s into %s (once; later runs load it from there).',
+                   dataset_builder.info.full_name, source_dir, dataset_builder.data_dir)
+      dataset_builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+          manual_dir=os.fspath(source_dir)))
+  return builder(data, source_dir)
+
+
+@contextlib.contextmanager
+def _file_lock(path: str):
+  with open(path, 'w') as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
