@@ -14,8 +14,10 @@ What changes against the lab recipe (configs/carla.py), and why:
   - loss: cross-entropy + 0.5 x soft Dice, which weighs rare classes (poles,
     signs, pedestrians) like common ones;
   - batch 16, 30 epochs.
-Expected on a 2-core CPU: see README "Results" (validation mIoU, pixel
-accuracy, wall time, measured on the 111 validation frames of the shared data).
+Measured on a 2-core CPU (README "Results", docs/carla_results.md): validation
+mIoU 0.3176, pixel accuracy 0.9467 on the 111 validation frames of the shared
+data, in 57 minutes while sharing the CPU with two other training runs.
+The lab recipe was at 0.2505 after 300 of its 720 steps.
 """
 
 from configs import carla

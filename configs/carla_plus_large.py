@@ -7,7 +7,9 @@ Run:
 Same model, loss and augmentation as carla_plus; 4x the pixels per frame, so
 batch 8 and 6 epochs keep it within about the same CPU time as carla_plus.
 Small objects (poles, signs, road lines) cover more pixels at this size.
-Expected: see README "Results" (measured on the 111 validation frames).
+Measured (README "Results"): validation mIoU 0.2430, pixel accuracy 0.9124 in
+48 minutes while sharing the CPU with two other runs; 6 epochs are too few for
+this size (not converged): a longer run is the next step.
 """
 
 from configs import carla_plus
