@@ -157,7 +157,7 @@ def load_pairs(pairs: list[lab_data.Pair], data: ml_collections.ConfigDict) -> S
 
 
 def cache_size(data: ml_collections.ConfigDict) -> tuple[int, int]:
-  """Training frames are kept at the largest zoom, so crops are downsampled, never blown up."""
+  """Training frames are kept at the largest zoom (training size x hi): each crop is resized down."""
   lo, hi = data.augment.scale_range
   if not 1.0 <= lo <= hi:
     raise ConfigError(f'config.data.augment.scale_range must satisfy 1 <= lo <= hi, got '
