@@ -171,10 +171,8 @@ def folder_config(data: ml_collections.ConfigDict, source_dir: str | os.PathLike
   return FolderConfig(name=name, description=f'Prepared from {source_dir}.', **fields)
 
 
-def builder(data: ml_collections.ConfigDict,
-            source_dir: str | os.PathLike) -> SegmentationFolder:
-  """The builder of `config.data` over `source_dir` (not necessarily prepared)."""
-  cfg = folder_config(data, source_dir)
+def builder(data: ml_collections.ConfigDict, cfg: FolderConfig) -> SegmentationFolder:
+  """The builder of `cfg` (from `folder_config`), not necessarily prepared."""
   cls = CarlaLab if cfg.format == lab_data.LAB_FORMAT else SegmentationFolder
   return cls(config=cfg, data_dir=data.tfds_data_dir or None)
 
@@ -187,7 +185,8 @@ def prepare(data: ml_collections.ConfigDict,
   build the same dataset at once: a lock file beside it lets one build while
   the others wait, then load what it wrote.
   """
-  dataset_builder = builder(data, source_dir)
+  cfg = folder_config(data, source_dir)  # fingerprints the source once
+  dataset_builder = builder(data, cfg)
   if dataset_builder.is_prepared():
     return dataset_builder
   target = epath.Path(dataset_builder.data_dir)
@@ -196,13 +195,14 @@ def prepare(data: ml_collections.ConfigDict,
     target.parent.mkdir(parents=True, exist_ok=True)
     lock = _file_lock(f'{target}.lock')
   with lock:
-    dataset_builder = builder(data, source_dir)  # another run may have built it meanwhile
+    # A new builder reads what another run may have written meanwhile.
+    dataset_builder = builder(data, cfg)
     if not dataset_builder.is_prepared():
       logging.info('Preparing %s from %s into %s (once; later runs load it from there).',
                    dataset_builder.info.full_name, source_dir, dataset_builder.data_dir)
       dataset_builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
           manual_dir=os.fspath(source_dir)))
-  return builder(data, source_dir)
+  return dataset_builder
 
 
 @contextlib.contextmanager
