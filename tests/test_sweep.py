@@ -23,11 +23,16 @@ def _fake_run(root, variant, seed, final, best, acc, road):
 
 
 def test_aggregation_matches_hand_computed_values(tmp_path):
-  spec = {'config': 'x.py', 'seeds': (0, 1, 2), 'variants': {'a': {}, 'b': {}, 'c': {}}}
+  spec = {'config': 'x.py', 'seeds': (0, 1, 2),
+          'variants': {'a': {}, 'b': {}, 'c': {}, 'd': {}, 'e': {}}}
   _fake_run(tmp_path, 'a', 0, 0.50, 0.55, 0.90, 0.8)
   _fake_run(tmp_path, 'a', 1, 0.60, 0.61, 0.92, 0.9)
   _fake_run(tmp_path, 'a', 2, 0.70, 0.72, 0.94, 1.0)
   _fake_run(tmp_path, 'b', 0, 0.40, 0.45, 0.80, 0.5)  # seeds 1 and 2 did not finish
+  for seed, final in enumerate((0.3, 0.4, 0.5)):
+    _fake_run(tmp_path, 'd', seed, final, final, 0.9, 0.9)
+  for seed, final in enumerate((0.58, 0.62, 0.66)):
+    _fake_run(tmp_path, 'e', seed, final, final, 0.9, 0.9)
   rows = {r['variant']: r for r in sweep_results.aggregate(str(tmp_path), spec)}
   a, b, c = rows['a'], rows['b'], rows['c']
   assert a['seeds_finished'] == 3 and a['final_mean_iou_mean'] == pytest.approx(0.6)
@@ -39,8 +44,17 @@ def test_aggregation_matches_hand_computed_values(tmp_path):
   assert b['seeds_finished'] == 1 and b['final_mean_iou_mean'] == pytest.approx(0.4)
   assert math.isnan(b['final_mean_iou_std'])
   assert c['seeds_finished'] == 0 and math.isnan(c['final_mean_iou_mean'])
+  # d vs baseline a: 0.4 - 0.6 = -0.2; se = sqrt(0.1^2/3 + 0.1^2/3) = 0.08165; t = -2.449
+  d, e = rows['d'], rows['e']
+  assert d['diff'] == pytest.approx(-0.2) and d['diff_se'] == pytest.approx(0.0816497, abs=1e-6)
+  assert d['diff_t'] == pytest.approx(-2.4494897, abs=1e-6)
+  # e: 0.62 - 0.6 = 0.02; std 0.04; se = sqrt(0.01/3 + 0.0016/3) = 0.0621825; t = 0.3216
+  assert e['diff_t'] == pytest.approx(0.3216338, abs=1e-6)
+  assert math.isnan(b['diff_t'])  # one seed: no spread to compare with
   md = (tmp_path / 'results.md').read_text()
   assert '| a | 3/3 | 0.6000 ± 0.1000 |' in md and '| b | 1/3 | 0.4000 ± - |' in md
+  assert '-0.2000 ± 0.0816 (t=-2.4, **beyond spread**)' in md
+  assert '+0.0200 ± 0.0622 (t=+0.3, within noise)' in md
   assert (tmp_path / 'results.csv').read_text().startswith('variant,seeds_finished,seeds,')
   assert 'Road' in (tmp_path / 'per_class.csv').read_text().splitlines()[0]
   assert (tmp_path / 'results.png').stat().st_size > 1000

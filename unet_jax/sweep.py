@@ -15,6 +15,7 @@ At the end the results are aggregated (see unet_jax/sweep_results.py).
 import concurrent.futures
 import dataclasses
 import importlib.util
+import shlex
 import subprocess
 import sys
 import time
@@ -110,7 +111,7 @@ def main(argv):
   if FLAGS.print_commands:
     for run in plan(sweep, FLAGS.workdir):
       if not is_finished(run):
-        print(' '.join(run.command))
+        print(shlex.join(run.command))
     return 0
   codes = run_sweep(sweep, FLAGS.workdir, FLAGS.parallel)
   table = sweep_results.aggregate(FLAGS.workdir, sweep)

@@ -3,6 +3,10 @@
 Final metrics come from each run's eval_results.json (the last evaluation),
 best from best.json. The spread is the sample standard deviation (ddof=1)
 over the seeds that finished; with one seed it is undefined (shown as '-').
+Each variant is compared with the first one (the baseline) on final mIoU:
+the difference of means, its standard error sqrt(s1^2/n1 + s2^2/n2) and
+their ratio (Welch's t). |t| >= 2 is flagged as larger than the seed spread;
+below that the difference is within noise at this number of seeds.
 """
 
 import json
@@ -15,6 +19,7 @@ from etils import epath
 from unet_jax import reports
 
 METRICS = ('final_mean_iou', 'best_mean_iou', 'final_pixel_accuracy')
+CLEAR_T = 2.0  # |difference| / standard error above which we call it beyond the spread
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -22,6 +27,14 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return math.nan, math.nan
   arr = np.asarray(values, np.float64)
   return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else math.nan
+
+
+def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+  """(mean(a) - mean(b), its standard error, their ratio); nan without 2+ of each."""
+  (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
+  se = math.sqrt(sa**2 / len(a) + sb**2 / len(b)) if len(a) > 1 and len(b) > 1 else math.nan
+  diff = ma - mb
+  return diff, se, diff / se if se > 0 else math.nan
 
 
 def _read_run(run_dir: epath.Path) -> dict[str, Any] | None:
@@ -50,10 +63,15 @@ def aggregate(workdir: str, sweep: dict[str, Any]) -> list[dict[str, Any]]:
     row['per_class'] = {c: mean_std([r['per_class'][c] for r in runs
                                      if not math.isnan(r['per_class'].get(c, math.nan))])[0]
                         for c in classes}
+    row['final_mean_iou_values'] = [r['final_mean_iou'] for r in runs]
     rows.append(row)
+  for row in rows:
+    row['diff'], row['diff_se'], row['diff_t'] = welch(row['final_mean_iou_values'],
+                                                       rows[0]['final_mean_iou_values'])
   root.mkdir(parents=True, exist_ok=True)
-  reports.write_csv(root / 'results.csv', [{k: v for k, v in r.items() if k != 'per_class'}
-                                    for r in rows])
+  reports.write_csv(root / 'results.csv', [
+      {k: v for k, v in r.items() if k not in ('per_class', 'final_mean_iou_values')}
+      for r in rows])
   classes = sorted({c for r in rows for c in r['per_class']})
   reports.write_csv(root / 'per_class.csv', [{'variant': r['variant'],
                                        **{c: r['per_class'].get(c, math.nan) for c in classes}}
@@ -69,24 +87,41 @@ def _pm(mean: float, std: float) -> str:
   return f'{mean:.4f} ± {std:.4f}' if not math.isnan(std) else f'{mean:.4f} ± -'
 
 
+def _versus_baseline(row: dict[str, Any]) -> str:
+  if math.isnan(row['diff_t']):
+    return '-'
+  verdict = '**beyond spread**' if abs(row['diff_t']) >= CLEAR_T else 'within noise'
+  return f"{row['diff']:+.4f} ± {row['diff_se']:.4f} (t={row['diff_t']:+.1f}, {verdict})"
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
-  lines = ['| variant | seeds | final mIoU | best mIoU | final pixel acc. |',
-           '|---|---:|---:|---:|---:|']
-  for r in rows:
+  lines = ['| variant | seeds | final mIoU | best mIoU | final pixel acc. '
+           f"| final mIoU vs {rows[0]['variant'] if rows else '-'} |",
+           '|---|---:|---:|---:|---:|---|']
+  for i, r in enumerate(rows):
     lines.append(f"| {r['variant']} | {r['seeds_finished']}/{r['seeds']} | "
-                 + ' | '.join(_pm(r[f'{m}_mean'], r[f'{m}_std']) for m in METRICS) + ' |')
+                 + ' | '.join(_pm(r[f'{m}_mean'], r[f'{m}_std']) for m in METRICS)
+                 + f" | {'(baseline)' if i == 0 else _versus_baseline(r)} |")
   return '\n'.join(lines) + '\n'
 
 
 def plot(rows: list[dict[str, Any]], path: epath.Path) -> None:
+  """Final mIoU per variant: each seed a dot, mean +- std as a bar; baseline dashed."""
   plt = reports.plt
   fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(rows), 3.6))
-  x = np.arange(len(rows))
-  means = [r['final_mean_iou_mean'] for r in rows]
-  stds = [0 if math.isnan(r['final_mean_iou_std']) else r['final_mean_iou_std'] for r in rows]
-  ax.bar(x, means, yerr=stds, capsize=4, color='#4c72b0', alpha=0.8)
-  ax.set_xticks(x, [f"{r['variant']}\n(n={r['seeds_finished']})" for r in rows], fontsize=8)
-  ax.set_ylabel('final validation mIoU (mean ± std)')
+  for i, r in enumerate(rows):
+    values = r['final_mean_iou_values']
+    ax.plot([i] * len(values), values, '.', color='0.4', ms=6)
+    std = 0.0 if math.isnan(r['final_mean_iou_std']) else r['final_mean_iou_std']
+    ax.errorbar(i + 0.15, r['final_mean_iou_mean'], yerr=std, fmt='o', color='#c44e52',
+                capsize=4)
+  if rows and not math.isnan(rows[0]['final_mean_iou_mean']):
+    ax.axhline(rows[0]['final_mean_iou_mean'], color='grey', lw=0.8, ls='--')
+  ax.set_xticks(range(len(rows)), [f"{r['variant']}\n(n={r['seeds_finished']})" for r in rows],
+                fontsize=8)
+  ax.set_ylabel('final validation mIoU')
+  ax.set_title('dots: seeds; red: mean ± std; dashed: ' + (rows[0]['variant'] if rows else ''),
+               fontsize=9)
   ax.grid(axis='y', alpha=0.3)
   fig.tight_layout()
   reports.save_figure(fig, path)
