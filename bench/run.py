@@ -33,7 +33,13 @@ SUBJECTS = {  # name -> worker flags
     'ours_bf16': ['--impl=jax', '--dtype=bfloat16'],
     'keras': ['--impl=keras'],
     'torch': ['--impl=torch'],
+    # Not run by default: what each of our speed-ups contributes (--subjects=...).
+    'plain_f32': ['--impl=jax', '--upconv_impl=xla', '--pool_impl=xla', '--cpu_devices=1'],
+    'subpixel_f32': ['--impl=jax', '--pool_impl=xla', '--cpu_devices=1'],
+    'fastlayers_f32': ['--impl=jax', '--cpu_devices=1'],
+    'fastlayers_f32_cpu2': ['--impl=jax', '--cpu_devices=2'],
 }
+DEFAULT_SUBJECTS = ('ours_f32', 'ours_bf16', 'keras', 'torch')
 
 
 class Worker:
@@ -147,7 +153,7 @@ def table(results: dict) -> str:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--cells', default=','.join(CELLS))
-  parser.add_argument('--subjects', default=','.join(SUBJECTS))
+  parser.add_argument('--subjects', default=','.join(DEFAULT_SUBJECTS))
   parser.add_argument('--rounds', type=int, default=5)
   parser.add_argument('--window_s', type=float, default=4.0)
   parser.add_argument('--out', default=os.path.join(REPO, 'bench', 'results.json'))

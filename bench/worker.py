@@ -21,35 +21,46 @@ import numpy as np
 
 def _jax_subject(args):
   import functools
+  import os
+  if args.cpu_devices:  # before JAX starts; train sets it from config.cpu_devices
+    os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
+                               f' --xla_force_host_platform_device_count={args.cpu_devices}')
   import jax
   import jax.numpy as jnp
   import optax
   from configs import default
-  from unet_jax import models, train
+  from unet_jax import models, parallel, train
 
   config = default.get_config()
   config.model = default.lab_model()
   config.model.dtype = args.dtype
   config.model.remat = args.remat
+  config.model.upconv_impl, config.model.pool_impl = args.upconv_impl, args.pool_impl
   config.data.image_size = (args.height, args.width)
   model = models.create_model(config.model, config.data.num_classes)
   state = train.create_train_state(config, model, optax.adam(1e-3), jax.random.key(0))
   rng = np.random.default_rng(0)
-  batch = {'image': jnp.asarray(rng.integers(0, 256, (args.batch, args.height, args.width, 3),
-                                             dtype=np.uint8)),
-           'label': jnp.asarray(rng.integers(0, 23, (args.batch, args.height, args.width),
-                                             dtype=np.int32))}
+  mesh = parallel.create_mesh()  # the batch split over all (CPU) devices, as in train
+  replicated, split = parallel.replicated(mesh), parallel.batch_sharding(mesh)
+  state = jax.device_put(state, replicated)
+  batch = parallel.to_global(
+      {'image': rng.integers(0, 256, (args.batch, args.height, args.width, 3), dtype=np.uint8),
+       'label': rng.integers(0, 23, (args.batch, args.height, args.width), dtype=np.int32)},
+      split)
   if args.mode == 'train':
     fn = jax.jit(functools.partial(train.train_step, config=config,
-                                   dropout_key=jax.random.key(1)), donate_argnums=0)
-    flops = fn.lower(state, batch).compile().cost_analysis()['flops']
+                                   dropout_key=jax.random.key(1)), donate_argnums=0,
+                 in_shardings=(replicated, split), out_shardings=replicated)
+    # cost_analysis counts one device's share of a split step.
+    flops = fn.lower(state, batch).compile().cost_analysis()['flops'] * jax.device_count()
     holder = {'state': state}
 
     def step():
       holder['state'], metrics = fn(holder['state'], batch)
       return metrics
   else:
-    flops = train.predict_classes.lower(state, batch['image']).compile().cost_analysis()['flops']
+    flops = train.predict_classes.lower(state, batch['image']).compile().cost_analysis()[
+        'flops'] * jax.device_count()
     step = lambda: train.predict_classes(state, batch['image'])
   return (lambda: jax.block_until_ready(step())), flops, sum(
       x.size for x in jax.tree.leaves(state.params))
@@ -128,6 +139,10 @@ def main() -> None:
   parser.add_argument('--batch', type=int, default=32)
   parser.add_argument('--dtype', choices=('float32', 'bfloat16'), default='float32')
   parser.add_argument('--remat', action='store_true')
+  parser.add_argument('--upconv_impl', choices=('subpixel', 'xla'), default='subpixel')
+  parser.add_argument('--pool_impl', choices=('reshape', 'xla'), default='reshape')
+  parser.add_argument('--cpu_devices', type=int, default=0,
+                      help='jax: split the CPU into this many XLA devices (0: leave as is)')
   parser.add_argument('--xla', action='store_true', help='Keras: jit_compile=True')
   args = parser.parse_args()
   step, flops, params = SUBJECTS[args.impl](args)

@@ -22,6 +22,7 @@ def lab_model() -> ml_collections.ConfigDict:
       dropout=(0.0, 0.0, 0.0, 0.3, 0.3),  # per level, encoder only (as the lab)
       upsample='transpose',            # transpose | resize (bilinear + 3x3 conv)
       upconv_impl='subpixel',          # subpixel (fast, same result) | xla
+      pool_impl='reshape',             # reshape + max (fast, same result) | xla (nn.max_pool)
       dtype='float32',                 # compute: float32 | bfloat16 (params, loss, metrics stay float32)
       remat=False,                     # recompute conv blocks in the backward pass (large inputs)
   ))

@@ -10,6 +10,7 @@ import pytest
 
 from configs import default
 from unet_jax import layers, models
+from unet_jax.errors import ConfigError
 
 
 def _param_count(tree) -> int:
@@ -93,10 +94,33 @@ def test_upconv_impls_agree():
 def test_max_pool_2x2_equals_flax_max_pool():
   # Random floats have no ties, so the gradients must match exactly too.
   x = jax.random.normal(jax.random.key(0), (2, 8, 6, 3))
-  plain = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2))
+  plain = functools.partial(layers.max_pool_2x2, impl='xla')
+  np.testing.assert_array_equal(plain(x), nn.max_pool(x, (2, 2), strides=(2, 2)))
   np.testing.assert_array_equal(layers.max_pool_2x2(x), plain(x))
   g = lambda f: jax.grad(lambda x: jnp.sum(jnp.sin(f(x)) * jnp.arange(3.0)))(x)
   np.testing.assert_allclose(g(layers.max_pool_2x2), g(plain), rtol=1e-6)
+
+
+def test_fast_and_plain_layer_impls_give_the_same_unet():
+  """The whole model: same parameters, outputs and parameter gradients."""
+  config = default.get_config().model
+  config.update(width=4, width_multipliers=(1, 2, 4), dropout=(0.0,) * 3)
+  fast = models.create_model(config, num_classes=5)
+  config.update(upconv_impl='xla', pool_impl='xla')
+  plain = models.create_model(config, num_classes=5)
+  x = jax.random.uniform(jax.random.key(0), (2, 16, 24, 3))
+  variables = fast.init(jax.random.key(1), x)
+  assert jax.tree.structure(variables) == jax.tree.structure(plain.init(jax.random.key(1), x))
+  np.testing.assert_allclose(fast.apply(variables, x), plain.apply(variables, x),
+                             rtol=1e-5, atol=1e-5)
+  grad = lambda m: jax.grad(lambda v: jnp.sum(jnp.sin(m.apply(v, x))))(variables)
+  jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-4, atol=1e-5),
+               grad(fast), grad(plain))
+
+
+def test_unknown_pool_impl_is_a_config_error():
+  with pytest.raises(ConfigError, match="model.pool_impl must be 'reshape' or 'xla'"):
+    layers.max_pool_2x2(jnp.zeros((1, 2, 2, 1)), impl='avg')
 
 
 def test_remat_keeps_parameters_outputs_and_gradients():

@@ -19,8 +19,17 @@ from unet_jax.errors import ConfigError
 Dtype = Any
 
 
-def max_pool_2x2(x: jax.Array) -> jax.Array:
-  """2x2 max pool with stride 2 (NHWC) as reshape + max (H, W must be even)."""
+def max_pool_2x2(x: jax.Array, impl: str = 'reshape') -> jax.Array:
+  """2x2 max pool with stride 2 (NHWC; H, W even).
+
+  `impl='reshape'` is reshape + max, whose gradient is a cheap compare;
+  `impl='xla'` is `nn.max_pool`, whose gradient XLA:CPU runs as a slow
+  select-and-scatter. Same values and gradients (but for ties).
+  """
+  if impl == 'xla':
+    return nn.max_pool(x, (2, 2), strides=(2, 2))
+  if impl != 'reshape':
+    raise ConfigError(f"model.pool_impl must be 'reshape' or 'xla', got {impl!r}")
   n, h, w, c = x.shape
   return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 

@@ -67,6 +67,7 @@ class UNet(nn.Module):
   dropout: Sequence[float] = (0.0, 0.0, 0.0, 0.3, 0.3)
   upsample: str = 'transpose'
   upconv_impl: str = 'subpixel'
+  pool_impl: str = 'reshape'
   dtype: Dtype = jnp.float32
   remat: bool = False  # recompute block activations in the backward pass: less memory
 
@@ -113,7 +114,7 @@ class UNet(nn.Module):
     for level, width in enumerate(self.widths[:-1]):
       x = block(width, self.dropout[level])(x, train)
       skips.append(x)
-      x = layers.max_pool_2x2(x)
+      x = layers.max_pool_2x2(x, self.pool_impl)
     x = block(self.widths[-1], self.dropout[self.depth])(x, train)
 
     for level in reversed(range(self.depth)):
@@ -156,5 +157,6 @@ def create_model(model_config: ml_collections.ConfigDict, num_classes: int) -> U
       dropout=tuple(model_config.dropout),
       upsample=model_config.upsample,
       upconv_impl=model_config.upconv_impl,
+      pool_impl=model_config.pool_impl,
       dtype=dtypes[model_config.dtype],
       remat=model_config.remat)
