@@ -118,3 +118,23 @@ def test_runner_survives_failures_and_interruptions(tmp_path, tiny_data_dir):
   runner = _start_runner(sweep_file, workdir)
   out, _ = runner.communicate(timeout=600)
   assert '6 runs, 4 finished, 2 to run' in out
+
+
+def test_runs_go_through_a_launch_script(tmp_path, tiny_data_dir):
+  """--launcher: each run becomes `SCRIPT --config --workdir -- overrides` (dry run here)."""
+  sweep_file = tmp_path / 'tiny_sweep.py'
+  sweep_file.write_text(SWEEP.format(data=str(tiny_data_dir)))
+  workdir = tmp_path / 'sweep'
+  common = [sys.executable, '-m', 'unet_jax.sweep', f'--sweep={sweep_file}',
+            f'--workdir={workdir}', '--launcher=launch/gpu_host.sh --gpus=0 --dry-run']
+  printed = subprocess.run(common + ['--print_commands'], cwd=REPO, env=subprocess_env(),
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+  assert len(printed) == 6
+  assert printed[0].startswith(f'launch/gpu_host.sh --gpus=0 --dry-run --config=configs/tiny.py '
+                               f'--workdir={workdir}/bn/seed_0 -- --config.data.data_dir=')
+  subprocess.run(common, cwd=REPO, env=subprocess_env(), capture_output=True, check=True)
+  # The script ran (dry) once per run, with the run's workdir and overrides passed on.
+  log = (workdir / 'no_bn' / 'seed_1' / 'log.txt').read_text()
+  assert 'CUDA_VISIBLE_DEVICES=0' in log and f'--workdir={workdir}/no_bn/seed_1' in log
+  assert '--config.model.norm=none --config.seed=1' in log
+  assert not list(workdir.glob('*/seed_*/checkpoints'))  # nothing trained in a dry run

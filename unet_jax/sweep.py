@@ -8,7 +8,8 @@ Run `v` with seed `s` trains in `DIR/v/seed_s` via main.py, logging to
 `DIR/v/seed_s/log.txt`. Finished runs (with eval_results.json) are skipped,
 interrupted ones resume from their checkpoints, and a failing run is reported
 without stopping the others. `--print_commands` prints the commands instead
-of running them (e.g. to feed launch/gpu_host.sh or a cluster queue).
+of running them; `--launcher='launch/slurm.sh --nodes=2'` runs (or, with
+--print_commands, prints) each through a launch script instead of main.py.
 At the end the results are aggregated (see unet_jax/sweep_results.py).
 """
 
@@ -51,15 +52,24 @@ def load_sweep(path: str) -> dict[str, Any]:
   return sweep
 
 
-def plan(sweep: dict[str, Any], workdir: str) -> list[Run]:
-  """One Run per variant x seed, in a stable order."""
+def plan(sweep: dict[str, Any], workdir: str, launcher: str = '') -> list[Run]:
+  """One Run per variant x seed, in a stable order.
+
+  Without `launcher` each run is `python main.py ...`; with one (e.g.
+  'launch/slurm.sh --nodes=2') it is `LAUNCHER --config=C --workdir=W --
+  --config.k=v ...`, the calling convention of the scripts in launch/.
+  """
   runs = []
   for variant, overrides in sweep['variants'].items():
     for seed in sweep['seeds']:
       run_dir = epath.Path(workdir) / variant / f'seed_{seed}'
       args = {**sweep.get('overrides', {}), **overrides, 'seed': seed}
-      command = (sys.executable, str(REPO / 'main.py'), f'--config={sweep["config"]}',
-                 f'--workdir={run_dir}', *(f'--config.{k}={v}' for k, v in args.items()))
+      config_args = tuple(f'--config.{k}={v}' for k, v in args.items())
+      where = (f'--config={sweep["config"]}', f'--workdir={run_dir}')
+      if launcher:
+        command = (*shlex.split(launcher), *where, '--', *config_args)
+      else:
+        command = (sys.executable, str(REPO / 'main.py'), *where, *config_args)
       runs.append(Run(variant, seed, run_dir, command))
   return runs
 
@@ -74,9 +84,10 @@ def execute(run: Run) -> int:
     return subprocess.run(run.command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
 
 
-def run_sweep(sweep: dict[str, Any], workdir: str, parallel: int = 1) -> dict[str, int]:
-  """Runs what is not finished; returns the return code of each run that ran."""
-  runs = plan(sweep, workdir)
+def run_sweep(sweep: dict[str, Any], workdir: str, parallel: int = 1,
+              launcher: str = '') -> dict[str, int]:
+  """Runs (or launches) what is not finished; returns the exit code of each."""
+  runs = plan(sweep, workdir, launcher)
   todo = [r for r in runs if not is_finished(r)]
   logging.info('Sweep: %d runs, %d finished, %d to run, %d at a time', len(runs),
                len(runs) - len(todo), len(todo), parallel)
@@ -103,17 +114,20 @@ flags.DEFINE_string('sweep', None, 'Sweep file (configs/sweeps/*.py).')
 flags.DEFINE_string('workdir', None, 'Root folder of the sweep.')
 flags.DEFINE_integer('parallel', 1, 'Runs at a time.')
 flags.DEFINE_bool('print_commands', False, 'Print the commands of unfinished runs, run none.')
+flags.DEFINE_string('launcher', '', "Start runs through a launch script, e.g. "
+                    "'launch/slurm.sh --nodes=2' or 'launch/gpu_host.sh --gpus=0' "
+                    "(submitting scripts return at once: rerun the sweep to aggregate).")
 
 
 def main(argv):
   del argv
   sweep = load_sweep(FLAGS.sweep)
   if FLAGS.print_commands:
-    for run in plan(sweep, FLAGS.workdir):
+    for run in plan(sweep, FLAGS.workdir, FLAGS.launcher):
       if not is_finished(run):
         print(shlex.join(run.command))
     return 0
-  codes = run_sweep(sweep, FLAGS.workdir, FLAGS.parallel)
+  codes = run_sweep(sweep, FLAGS.workdir, FLAGS.parallel, FLAGS.launcher)
   table = sweep_results.aggregate(FLAGS.workdir, sweep)
   print(sweep_results.markdown(table))
   return 1 if any(codes.values()) else 0
