@@ -77,7 +77,9 @@ def main(argv):
   tf.config.set_visible_devices([], 'TPU')
 
   import jax
-  from unet_jax import distributed, errors
+  from unet_jax import distributed, errors, host
+  if FLAGS.mode == 'train' and FLAGS.config is not None:
+    host.configure_cpu_devices(FLAGS.config)  # before JAX's backends start
   distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   logging.info('JAX process %d/%d, local devices: %s', jax.process_index(),
                jax.process_count(), jax.local_devices())

@@ -92,6 +92,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint_every_steps = 200
   config.keep_checkpoints = 3
   config.prefetch_batches = 2
+  config.cpu_devices = 0       # CPU only: XLA devices to split the batch over; 0 = auto (unet_jax/host.py)
   config.num_panels = 4        # validation frames drawn to TensorBoard at each eval
   config.nonfinite = 'stop'   # NaN/inf loss or gradient: stop (naming the step) | skip the update
   return config
