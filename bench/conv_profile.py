@@ -7,7 +7,11 @@ forward conv, the gradient with respect to its input (dx) and with respect
 to its kernel (dW) as XLA compiles them, and prints GFLOP/s and milliseconds
 beside a large matrix product's rate. A low dW column is the weight gradient
 (a convolution whose 'kernel' is the whole activation map) running far from
-the matrix-product rate.
+the matrix-product rate. The totals count each shape as often as a train
+step runs it (the 18 3x3 convs and the head conv; the 1x1 head and the
+up-convs aside): a floor on XLA:CPU's step time that no rewrite of the
+rest of the step can go below, and what it would be if every dW ran at its
+forward rate.
 """
 
 import argparse
@@ -37,15 +41,18 @@ def conv(x, k):
                                   dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
-def lab_convs(height: int, width: int) -> list[tuple[int, int, int, int]]:
-  """(h, w, in, out) of each distinct 3x3 conv shape of the lab model (transposed convs aside)."""
+def lab_convs(height: int, width: int) -> list[tuple[int, int, int, int, int]]:
+  """(h, w, in, out, times per step) of each distinct 3x3 conv of the lab model."""
   shapes = []
   cin = 3
+  deepest = len(WIDTHS) - 1
   for level, features in enumerate(WIDTHS):
     h, w = height >> level, width >> level
-    shapes += [(h, w, cin, features), (h, w, features, features)]
-    if level < len(WIDTHS) - 1:
-      shapes += [(h, w, 2 * features, features)]  # decoder, after the skip concat
+    # f->f: encoder block, decoder block (not at the deepest level), head conv (level 0).
+    repeats = 1 + (level < deepest) + (level == 0)
+    shapes += [(h, w, cin, features, 1), (h, w, features, features, repeats)]
+    if level < deepest:
+      shapes += [(h, w, 2 * features, features, 1)]  # decoder, after the skip concat
     cin = features
   return shapes
 
@@ -63,7 +70,7 @@ def main() -> None:
   print('| conv (HxW, in->out) | fwd GFLOP/s | dx GFLOP/s | dW GFLOP/s | fwd / dx / dW ms |')
   print('|---|---|---|---|---|')
   total = {'fwd': 0.0, 'dx': 0.0, 'dW': 0.0}
-  for h, w, cin, cout in lab_convs(args.height, args.width):
+  for h, w, cin, cout, repeats in lab_convs(args.height, args.width):
     x = jnp.asarray(rng.standard_normal((args.batch, h, w, cin), np.float32))
     k = jnp.asarray(rng.standard_normal((3, 3, cin, cout), np.float32) * 0.1)
     g = jnp.asarray(rng.standard_normal((args.batch, h, w, cout), np.float32))
@@ -72,12 +79,17 @@ def main() -> None:
          'dx': _median_seconds(lambda k, g: jax.vjp(lambda x: conv(x, k), x)[1](g)[0], k, g),
          'dW': _median_seconds(lambda x, g: jax.vjp(lambda k: conv(x, k), k)[1](g)[0], x, g)}
     for key in total:
-      total[key] += t[key]
-    print(f'| {h}x{w}, {cin}->{cout} | ' + ' | '.join(f'{flops / t[key] / 1e9:.0f}'
+      if not (key == 'dx' and cin == 3):  # no gradient flows into the images
+        total[key] += repeats * t[key]
+    print(f'| {h}x{w}, {cin}->{cout} (x{repeats}) | ' + ' | '.join(f'{flops / t[key] / 1e9:.0f}'
                                                      for key in ('fwd', 'dx', 'dW'))
           + ' | ' + ' / '.join(f'{1e3 * t[key]:.0f}' for key in ('fwd', 'dx', 'dW')) + ' |',
           flush=True)
-  print('total seconds: ' + ', '.join(f'{k} {v:.2f}' for k, v in total.items()))
+  step = sum(total.values())
+  print(f'3x3 convs per train step of {args.batch} images, seconds: '
+        + ', '.join(f'{k} {v:.2f}' for k, v in total.items())
+        + f'; together {step:.2f} s = at most {args.batch / step:.1f} img/s; '
+        f'with every dW as fast as its forward: {args.batch / (step - total["dW"] + total["fwd"]):.1f} img/s')
 
 
 if __name__ == '__main__':
