@@ -9,10 +9,15 @@ PyTorch channels-last. After compilation and warm-up the subjects are timed
 interleaved, A B C D A B C D ..., each window at least `--window_s` seconds,
 so a noisy shared machine slows all of them alike; the table gives medians
 over rounds, the ratios ours / reference, peak memory (max RSS) per worker,
-and our achieved FLOP/s (XLA cost analysis of the compiled step) against the
+and our achieved FLOP/s (XLA cost analysis of the whole jitted step) against the
 matrix-product rate measured at the start of the same run. PyTorch is
 optional (`pip install -r bench/requirements.txt`); without it its column is
-left out.
+left out. Ours runs as main.py would: training with the CPU split into
+config.cpu_devices XLA devices (auto: 2 on a 2-core machine), inference on one.
+
+What each of our speed-ups contributes, one cell (docs/bench_contributions.json):
+  python -m bench.run --cells=train:96x128x32 --rounds=3 \
+      --subjects=plain_f32,subpixel_f32,fastlayers_f32,fastlayers_f32_cpu2
 """
 
 import argparse
@@ -33,7 +38,8 @@ SUBJECTS = {  # name -> worker flags
     'ours_bf16': ['--impl=jax', '--dtype=bfloat16'],
     'keras': ['--impl=keras'],
     'torch': ['--impl=torch'],
-    # Not run by default: what each of our speed-ups contributes (--subjects=...).
+    # Not run by default (--subjects=...): what each speed-up contributes, from
+    # the plain layers on one CPU device to ours (fast layers, CPU split in 2).
     'plain_f32': ['--impl=jax', '--upconv_impl=xla', '--pool_impl=xla', '--cpu_devices=1'],
     'subpixel_f32': ['--impl=jax', '--pool_impl=xla', '--cpu_devices=1'],
     'fastlayers_f32': ['--impl=jax', '--cpu_devices=1'],

@@ -21,17 +21,22 @@ import numpy as np
 
 def _jax_subject(args):
   import functools
-  import os
-  if args.cpu_devices:  # before JAX starts; train sets it from config.cpu_devices
-    os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
-                               f' --xla_force_host_platform_device_count={args.cpu_devices}')
+  from configs import default
+  from unet_jax import host
+
+  config = default.get_config()
+  config.batch_size = config.eval_batch_size = args.batch
+  # As main.py: training splits the CPU as config.cpu_devices says (0: auto);
+  # evaluation and prediction run on one device.
+  config.cpu_devices = args.cpu_devices if args.cpu_devices >= 0 else (
+      0 if args.mode == 'train' else 1)
+  host.configure_cpu_devices(config)  # before JAX starts
+
   import jax
   import jax.numpy as jnp
   import optax
-  from configs import default
   from unet_jax import models, parallel, train
 
-  config = default.get_config()
   config.model = default.lab_model()
   config.model.dtype = args.dtype
   config.model.remat = args.remat
@@ -51,16 +56,15 @@ def _jax_subject(args):
     fn = jax.jit(functools.partial(train.train_step, config=config,
                                    dropout_key=jax.random.key(1)), donate_argnums=0,
                  in_shardings=(replicated, split), out_shardings=replicated)
-    # cost_analysis counts one device's share of a split step.
-    flops = fn.lower(state, batch).compile().cost_analysis()['flops'] * jax.device_count()
+    # The lowered (not yet partitioned) step: the whole batch's FLOPs, however it is split.
+    flops = fn.lower(state, batch).cost_analysis()['flops']
     holder = {'state': state}
 
     def step():
       holder['state'], metrics = fn(holder['state'], batch)
       return metrics
   else:
-    flops = train.predict_classes.lower(state, batch['image']).compile().cost_analysis()[
-        'flops'] * jax.device_count()
+    flops = train.predict_classes.lower(state, batch['image']).cost_analysis()['flops']
     step = lambda: train.predict_classes(state, batch['image'])
   return (lambda: jax.block_until_ready(step())), flops, sum(
       x.size for x in jax.tree.leaves(state.params))
@@ -141,8 +145,9 @@ def main() -> None:
   parser.add_argument('--remat', action='store_true')
   parser.add_argument('--upconv_impl', choices=('subpixel', 'xla'), default='subpixel')
   parser.add_argument('--pool_impl', choices=('reshape', 'xla'), default='reshape')
-  parser.add_argument('--cpu_devices', type=int, default=0,
-                      help='jax: split the CPU into this many XLA devices (0: leave as is)')
+  parser.add_argument('--cpu_devices', type=int, default=-1,
+                      help='jax: XLA devices to split the CPU into; 0: auto, as training '
+                      'does; -1: what main.py does (auto to train, 1 to infer)')
   parser.add_argument('--xla', action='store_true', help='Keras: jit_compile=True')
   args = parser.parse_args()
   step, flops, params = SUBJECTS[args.impl](args)

@@ -1,0 +1,30 @@
+"""The speed harness runs end to end on a tiny cell (numbers are not checked: see bench/)."""
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO, subprocess_env
+
+
+def test_harness_times_ours_and_keras_interleaved(tmp_path):
+  out = tmp_path / 'bench.json'
+  result = subprocess.run(
+      [sys.executable, '-m', 'bench.run', '--cells=train:16x16x2,infer:16x16x2', '--rounds=2',
+       '--window_s=0.05', '--subjects=ours_f32,keras,fastlayers_f32', f'--out={out}'],
+      cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stdout + result.stderr
+  report = json.loads(out.read_text())
+  assert set(report['matmul_gflops']) == {'float32', 'bfloat16'}
+  assert [(c['mode'], c['batch']) for c in report['cells']] == [('train', 2), ('infer', 2)]
+  for cell in report['cells']:
+    # The same lab model in every subject, two timed windows each.
+    assert set(cell['params'].values()) == {8_640_471}
+    assert all(len(v) == 2 and min(v) > 0 for v in cell['all_images_per_s'].values())
+    assert set(cell['peak_rss_mb']) == {'ours_f32', 'keras', 'fastlayers_f32'}
+  train = report['cells'][0]
+  # FLOPs are the whole step's: ours split over 2 CPU devices (on a 2-core machine)
+  # counts as much as one device (a compiled split step would count one part).
+  flops = train['flops_per_image']
+  assert abs(flops['ours_f32'] / flops['fastlayers_f32'] - 1) < 0.05
+  assert '| train 16x16 b2 |' in result.stdout
