@@ -14,6 +14,9 @@ matrix-product rate measured at the start of the same run. PyTorch is
 optional (`pip install -r bench/requirements.txt`); without it its column is
 left out. Ours runs as main.py would: training with the CPU split into
 config.cpu_devices XLA devices (auto: 2 on a 2-core machine), inference on one.
+Last, the input pipeline (bench.pipeline: tf.data, batch 32 at 96x128 with
+carla_plus's augmentation, on --pipeline_data_dir) is timed in its own
+process, and compared with our float32 train step at 96x128 b32.
 
 What each of our speed-ups contributes, one cell (docs/bench_contributions.json):
   python -m bench.run --cells=train:96x128x32 --rounds=3 \
@@ -29,9 +32,11 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_FRAMES = os.path.join(REPO, '..', 'shared', 'data', 'carla_lab', '320x240')
 CELLS = ('train:96x128x32', 'train:192x256x8', 'infer:96x128x32', 'infer:192x256x8')
 SUBJECTS = {  # name -> worker flags
     'ours_f32': ['--impl=jax', '--dtype=float32'],
@@ -129,6 +134,18 @@ def time_cell(cell: str, subjects: list[str], rounds: int, window_s: float) -> d
       worker.close()
 
 
+def measure_pipeline(data_dir: str, rounds: int) -> dict:
+  """bench.pipeline's tf.data input pipeline (batch 32, 96x128, augmented), in its own process."""
+  with tempfile.TemporaryDirectory() as tmp:
+    out = os.path.join(tmp, 'pipeline.json')
+    subprocess.run([sys.executable, '-m', 'bench.pipeline', '--pipeline_only',
+                    f'--data_dir={data_dir}', f'--rounds={rounds}', f'--out={out}'], cwd=REPO,
+                   env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='3'), check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(out) as f:
+      return json.load(f)
+
+
 def table(results: dict) -> str:
   """The markdown table of a results dict."""
   subjects = [s for s in SUBJECTS if any(s in c['images_per_s'] for c in results['cells'])]
@@ -153,6 +170,15 @@ def table(results: dict) -> str:
         row.append('-')
     row.append(', '.join(f"{c['peak_rss_mb'][s]:.0f}" for s in subjects if s in ips))
     lines.append('| ' + ' | '.join(row) + ' |')
+  if 'pipeline' in results:
+    p = results['pipeline']
+    rate = p['images_per_s']['pipeline']
+    train = next((c['images_per_s'].get('ours_f32') for c in results['cells']
+                  if (c['mode'], c['height'], c['width'], c['batch']) == ('train', 96, 128, 32)),
+                 None)
+    lines.append(f"\nInput pipeline (batch 32, 96x128, augmented; {p['data_dir']}): "
+                 f'{rate:.0f} img/s' + (f', {rate / train:.0f}x our float32 train step'
+                                        if train else ''))
   return '\n'.join(lines)
 
 
@@ -163,6 +189,8 @@ def main() -> None:
   parser.add_argument('--rounds', type=int, default=5)
   parser.add_argument('--window_s', type=float, default=4.0)
   parser.add_argument('--out', default=os.path.join(REPO, 'bench', 'results.json'))
+  parser.add_argument('--pipeline_data_dir', default=SHARED_FRAMES,
+                      help="frames for the input-pipeline row ('' = generated; 'none' = skip)")
   args = parser.parse_args()
   subjects = [s for s in args.subjects.split(',') if s]
   if 'torch' in subjects and importlib.util.find_spec('torch') is None:
@@ -176,6 +204,9 @@ def main() -> None:
   print('matrix product GFLOP/s:', results['matmul_gflops'], flush=True)
   results['cells'] = [time_cell(c, subjects, args.rounds, args.window_s)
                       for c in args.cells.split(',') if c]
+  if args.pipeline_data_dir != 'none':
+    data_dir = args.pipeline_data_dir if os.path.isdir(args.pipeline_data_dir) else ''
+    results['pipeline'] = measure_pipeline(data_dir, args.rounds)
   results['wall_s'] = time.time() - start
   with open(args.out, 'w') as f:
     json.dump(results, f, indent=2)

@@ -11,7 +11,8 @@ def test_harness_times_ours_and_keras_interleaved(tmp_path):
   out = tmp_path / 'bench.json'
   result = subprocess.run(
       [sys.executable, '-m', 'bench.run', '--cells=train:16x16x2,infer:16x16x2', '--rounds=2',
-       '--window_s=0.05', '--subjects=ours_f32,keras,fastlayers_f32', f'--out={out}'],
+       '--window_s=0.05', '--subjects=ours_f32,keras,fastlayers_f32', f'--out={out}',
+       '--pipeline_data_dir='],  # generated frames
       cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stdout + result.stderr
   report = json.loads(out.read_text())
@@ -28,3 +29,7 @@ def test_harness_times_ours_and_keras_interleaved(tmp_path):
   flops = train['flops_per_image']
   assert abs(flops['ours_f32'] / flops['fastlayers_f32'] - 1) < 0.05
   assert '| train 16x16 b2 |' in result.stdout
+  pipeline = report['pipeline']
+  assert pipeline['data_dir'] == 'generated' and pipeline['batch'] == 32
+  assert len(pipeline['all_images_per_s']['pipeline']) == 2
+  assert 'Input pipeline (batch 32, 96x128, augmented' in result.stdout
