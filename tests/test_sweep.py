@@ -24,7 +24,7 @@ def _fake_run(root, variant, seed, final, best, acc, road):
 
 def test_aggregation_matches_hand_computed_values(tmp_path):
   spec = {'config': 'x.py', 'seeds': (0, 1, 2),
-          'variants': {'a': {}, 'b': {}, 'c': {}, 'd': {}, 'e': {}}}
+          'variants': {'a': {}, 'b': {}, 'c': {}, 'd': {}, 'e': {}, 'f': {}}}
   _fake_run(tmp_path, 'a', 0, 0.50, 0.55, 0.90, 0.8)
   _fake_run(tmp_path, 'a', 1, 0.60, 0.61, 0.92, 0.9)
   _fake_run(tmp_path, 'a', 2, 0.70, 0.72, 0.94, 1.0)
@@ -33,6 +33,8 @@ def test_aggregation_matches_hand_computed_values(tmp_path):
     _fake_run(tmp_path, 'd', seed, final, final, 0.9, 0.9)
   for seed, final in enumerate((0.58, 0.62, 0.66)):
     _fake_run(tmp_path, 'e', seed, final, final, 0.9, 0.9)
+  for seed, final in enumerate((0.10, 0.12, 0.11)):
+    _fake_run(tmp_path, 'f', seed, final, final, 0.9, 0.9)
   rows = {r['variant']: r for r in sweep_results.aggregate(str(tmp_path), spec)}
   a, b, c = rows['a'], rows['b'], rows['c']
   assert a['seeds_finished'] == 3 and a['final_mean_iou_mean'] == pytest.approx(0.6)
@@ -45,16 +47,21 @@ def test_aggregation_matches_hand_computed_values(tmp_path):
   assert math.isnan(b['final_mean_iou_std'])
   assert c['seeds_finished'] == 0 and math.isnan(c['final_mean_iou_mean'])
   # d vs baseline a: 0.4 - 0.6 = -0.2; se = sqrt(0.1^2/3 + 0.1^2/3) = 0.08165; t = -2.449
-  d, e = rows['d'], rows['e']
+  # Equal variances and n: Welch's df = 2(n-1) = 4, two-sided p(|T4| > 2.449) = 0.0705.
+  d, e, f = rows['d'], rows['e'], rows['f']
   assert d['diff'] == pytest.approx(-0.2) and d['diff_se'] == pytest.approx(0.0816497, abs=1e-6)
   assert d['diff_t'] == pytest.approx(-2.4494897, abs=1e-6)
+  assert d['diff_p'] == pytest.approx(0.0704840, abs=1e-6)
   # e: 0.62 - 0.6 = 0.02; std 0.04; se = sqrt(0.01/3 + 0.0016/3) = 0.0621825; t = 0.3216
   assert e['diff_t'] == pytest.approx(0.3216338, abs=1e-6)
-  assert math.isnan(b['diff_t'])  # one seed: no spread to compare with
+  # f: 0.11 - 0.6 = -0.49; se = sqrt(0.0001/3 + 0.01/3) = 0.058023; t = -8.445
+  assert f['diff_t'] == pytest.approx(-8.4449293, abs=1e-6) and f['diff_p'] < 0.05
+  assert math.isnan(b['diff_t']) and math.isnan(b['diff_p'])  # one seed: no spread
   md = (tmp_path / 'results.md').read_text()
   assert '| a | 3/3 | 0.6000 ± 0.1000 |' in md and '| b | 1/3 | 0.4000 ± - |' in md
-  assert '-0.2000 ± 0.0816 (t=-2.4, **beyond spread**)' in md
-  assert '+0.0200 ± 0.0622 (t=+0.3, within noise)' in md
+  assert '| -0.2000 ± 0.0816 (t=-2.4, p=0.07) |' in md  # not bold: within noise
+  assert '| +0.0200 ± 0.0622 (t=+0.3, p=0.77) |' in md
+  assert '| **-0.4900 ± 0.0580 (t=-8.4, p=0.01)** |' in md
   assert (tmp_path / 'results.csv').read_text().startswith('variant,seeds_finished,seeds,')
   assert 'Road' in (tmp_path / 'per_class.csv').read_text().splitlines()[0]
   assert (tmp_path / 'results.png').stat().st_size > 1000

@@ -4,9 +4,9 @@ Final metrics come from each run's eval_results.json (the last evaluation),
 best from best.json. The spread is the sample standard deviation (ddof=1)
 over the seeds that finished; with one seed it is undefined (shown as '-').
 Each variant is compared with the first one (the baseline) on final mIoU:
-the difference of means, its standard error sqrt(s1^2/n1 + s2^2/n2) and
-their ratio (Welch's t). |t| >= 2 is flagged as larger than the seed spread;
-below that the difference is within noise at this number of seeds.
+the difference of means, its standard error sqrt(s1^2/n1 + s2^2/n2), and
+Welch's t-test (t, two-sided p). p < 0.05 is marked as a difference beyond
+the spread over seeds; with 3 seeds each, that needs |t| above about 2.8-4.
 """
 
 import json
@@ -15,11 +15,12 @@ from typing import Any, Sequence
 
 import numpy as np
 from etils import epath
+from scipy import stats
 
 from unet_jax import reports
 
 METRICS = ('final_mean_iou', 'best_mean_iou', 'final_pixel_accuracy')
-CLEAR_T = 2.0  # |difference| / standard error above which we call it beyond the spread
+CLEAR_P = 0.05  # Welch p below which a difference is called beyond the seed spread
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -29,12 +30,13 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
   return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else math.nan
 
 
-def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
-  """(mean(a) - mean(b), its standard error, their ratio); nan without 2+ of each."""
+def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float, float]:
+  """(mean(a) - mean(b), its standard error, Welch's t, two-sided p); nan without 2+ of each."""
   (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
   se = math.sqrt(sa**2 / len(a) + sb**2 / len(b)) if len(a) > 1 and len(b) > 1 else math.nan
-  diff = ma - mb
-  return diff, se, diff / se if se > 0 else math.nan
+  if not se > 0:
+    return ma - mb, se, math.nan, math.nan
+  return ma - mb, se, (ma - mb) / se, float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def _read_run(run_dir: epath.Path) -> dict[str, Any] | None:
@@ -66,8 +68,8 @@ def aggregate(workdir: str, sweep: dict[str, Any]) -> list[dict[str, Any]]:
     row['final_mean_iou_values'] = [r['final_mean_iou'] for r in runs]
     rows.append(row)
   for row in rows:
-    row['diff'], row['diff_se'], row['diff_t'] = welch(row['final_mean_iou_values'],
-                                                       rows[0]['final_mean_iou_values'])
+    row['diff'], row['diff_se'], row['diff_t'], row['diff_p'] = welch(
+        row['final_mean_iou_values'], rows[0]['final_mean_iou_values'])
   root.mkdir(parents=True, exist_ok=True)
   reports.write_csv(root / 'results.csv', [
       {k: v for k, v in r.items() if k not in ('per_class', 'final_mean_iou_values')}
@@ -90,8 +92,8 @@ def _pm(mean: float, std: float) -> str:
 def _versus_baseline(row: dict[str, Any]) -> str:
   if math.isnan(row['diff_t']):
     return '-'
-  verdict = '**beyond spread**' if abs(row['diff_t']) >= CLEAR_T else 'within noise'
-  return f"{row['diff']:+.4f} ± {row['diff_se']:.4f} (t={row['diff_t']:+.1f}, {verdict})"
+  text = f"{row['diff']:+.4f} ± {row['diff_se']:.4f} (t={row['diff_t']:+.1f}, p={row['diff_p']:.2f})"
+  return f'**{text}**' if row['diff_p'] < CLEAR_P else text
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
