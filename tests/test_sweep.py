@@ -60,6 +60,8 @@ def test_aggregation_matches_hand_computed_values(tmp_path):
   md = (tmp_path / 'results.md').read_text()
   assert '| a | 3/3 | 0.6000 ± 0.1000 |' in md and '| b | 1/3 | 0.4000 ± - |' in md
   assert '| -0.2000 ± 0.0816 (t=-2.4, p=0.07) |' in md  # not bold: within noise
+  # Pixel accuracy of d (0.9, 0.9, 0.9) vs a (0.90, 0.92, 0.94): -0.02, se = 0.02/sqrt(3).
+  assert d['acc_diff'] == pytest.approx(-0.02) and d['acc_diff_se'] == pytest.approx(0.0115470)
   assert '| +0.0200 ± 0.0622 (t=+0.3, p=0.77) |' in md
   assert '| **-0.4900 ± 0.0580 (t=-8.4, p=0.01)** |' in md
   assert (tmp_path / 'results.csv').read_text().startswith('variant,seeds_finished,seeds,')

@@ -3,7 +3,8 @@
 Final metrics come from each run's eval_results.json (the last evaluation),
 best from best.json. The spread is the sample standard deviation (ddof=1)
 over the seeds that finished; with one seed it is undefined (shown as '-').
-Each variant is compared with the first one (the baseline) on final mIoU:
+Each variant is compared with the first one (the baseline) on final mIoU
+and on final pixel accuracy:
 the difference of means, its standard error sqrt(s1^2/n1 + s2^2/n2), and
 Welch's t-test (t, two-sided p). p < 0.05 is marked as a difference beyond
 the spread over seeds; with 3 seeds each, that needs |t| above about 2.8-4.
@@ -21,6 +22,7 @@ from unet_jax import reports
 
 METRICS = ('final_mean_iou', 'best_mean_iou', 'final_pixel_accuracy')
 CLEAR_P = 0.05  # Welch p below which a difference is called beyond the seed spread
+COMPARED = {'final_mean_iou': 'diff', 'final_pixel_accuracy': 'acc_diff'}  # metric -> key prefix
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -36,7 +38,10 @@ def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float, 
   se = math.sqrt(sa**2 / len(a) + sb**2 / len(b)) if len(a) > 1 and len(b) > 1 else math.nan
   if not se > 0:
     return ma - mb, se, math.nan, math.nan
-  return ma - mb, se, (ma - mb) / se, float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+  va, vb = sa**2 / len(a), sb**2 / len(b)
+  dof = (va + vb)**2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))  # Welch-Satterthwaite
+  t = (ma - mb) / se
+  return ma - mb, se, t, float(2 * stats.t.sf(abs(t), dof))
 
 
 def _read_run(run_dir: epath.Path) -> dict[str, Any] | None:
@@ -65,14 +70,16 @@ def aggregate(workdir: str, sweep: dict[str, Any]) -> list[dict[str, Any]]:
     row['per_class'] = {c: mean_std([r['per_class'][c] for r in runs
                                      if not math.isnan(r['per_class'].get(c, math.nan))])[0]
                         for c in classes}
-    row['final_mean_iou_values'] = [r['final_mean_iou'] for r in runs]
+    for metric in COMPARED:
+      row[f'{metric}_values'] = [r[metric] for r in runs]
     rows.append(row)
   for row in rows:
-    row['diff'], row['diff_se'], row['diff_t'], row['diff_p'] = welch(
-        row['final_mean_iou_values'], rows[0]['final_mean_iou_values'])
+    for metric, key in COMPARED.items():
+      row[key], row[f'{key}_se'], row[f'{key}_t'], row[f'{key}_p'] = welch(
+          row[f'{metric}_values'], rows[0][f'{metric}_values'])
   root.mkdir(parents=True, exist_ok=True)
   reports.write_csv(root / 'results.csv', [
-      {k: v for k, v in r.items() if k not in ('per_class', 'final_mean_iou_values')}
+      {k: v for k, v in r.items() if k != 'per_class' and not k.endswith('_values')}
       for r in rows])
   classes = sorted({c for r in rows for c in r['per_class']})
   reports.write_csv(root / 'per_class.csv', [{'variant': r['variant'],
@@ -89,21 +96,24 @@ def _pm(mean: float, std: float) -> str:
   return f'{mean:.4f} ± {std:.4f}' if not math.isnan(std) else f'{mean:.4f} ± -'
 
 
-def _versus_baseline(row: dict[str, Any]) -> str:
-  if math.isnan(row['diff_t']):
+def _versus_baseline(row: dict[str, Any], key: str) -> str:
+  if math.isnan(row[f'{key}_t']):
     return '-'
-  text = f"{row['diff']:+.4f} ± {row['diff_se']:.4f} (t={row['diff_t']:+.1f}, p={row['diff_p']:.2f})"
-  return f'**{text}**' if row['diff_p'] < CLEAR_P else text
+  text = (f"{row[key]:+.4f} ± {row[f'{key}_se']:.4f} "
+          f"(t={row[f'{key}_t']:+.1f}, p={row[f'{key}_p']:.2f})")
+  return f'**{text}**' if row[f'{key}_p'] < CLEAR_P else text
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
+  base = rows[0]['variant'] if rows else '-'
   lines = ['| variant | seeds | final mIoU | best mIoU | final pixel acc. '
-           f"| final mIoU vs {rows[0]['variant'] if rows else '-'} |",
-           '|---|---:|---:|---:|---:|---|']
+           f'| final mIoU vs {base} | final pixel acc. vs {base} |',
+           '|---|---:|---:|---:|---:|---|---|']
   for i, r in enumerate(rows):
+    versus = (['(baseline)'] * 2 if i == 0 else [_versus_baseline(r, k) for k in COMPARED.values()])
     lines.append(f"| {r['variant']} | {r['seeds_finished']}/{r['seeds']} | "
                  + ' | '.join(_pm(r[f'{m}_mean'], r[f'{m}_std']) for m in METRICS)
-                 + f" | {'(baseline)' if i == 0 else _versus_baseline(r)} |")
+                 + ' | ' + ' | '.join(versus) + ' |')
   return '\n'.join(lines) + '\n'
 
 
