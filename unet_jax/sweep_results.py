@@ -129,8 +129,8 @@ def plot(rows: list[dict[str, Any]], path: epath.Path) -> None:
                 capsize=4)
   if rows and not math.isnan(rows[0]['final_mean_iou_mean']):
     ax.axhline(rows[0]['final_mean_iou_mean'], color='grey', lw=0.8, ls='--')
-  ax.set_xticks(range(len(rows)), [f"{r['variant']}\n(n={r['seeds_finished']})" for r in rows],
-                fontsize=8)
+  ax.set_xticks(range(len(rows)), [f"{r['variant']} (n={r['seeds_finished']})" for r in rows],
+                fontsize=8, rotation=25, ha='right')
   ax.set_ylabel('final validation mIoU')
   ax.set_title('dots: seeds; red: mean ± std; dashed: ' + (rows[0]['variant'] if rows else ''),
                fontsize=9)
