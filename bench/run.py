@@ -53,13 +53,17 @@ SUBJECTS = {  # name -> worker flags
 DEFAULT_SUBJECTS = ('ours_f32', 'ours_bf16', 'keras', 'torch')
 
 
+def _child_env() -> dict[str, str]:
+  """Environment of a benchmark child process: this repo importable, TensorFlow quiet."""
+  return dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='3')
+
+
 class Worker:
   """A `bench.worker` process, started and warmed up."""
 
   def __init__(self, flags: list[str]):
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='3')
     self.proc = subprocess.Popen([sys.executable, '-m', 'bench.worker', *flags], cwd=REPO,
-                                 env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 env=_child_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  stderr=subprocess.DEVNULL, text=True)
     self._ready = None
 
@@ -140,7 +144,7 @@ def measure_pipeline(data_dir: str, rounds: int) -> dict:
     out = os.path.join(tmp, 'pipeline.json')
     subprocess.run([sys.executable, '-m', 'bench.pipeline', '--pipeline_only',
                     f'--data_dir={data_dir}', f'--rounds={rounds}', f'--out={out}'], cwd=REPO,
-                   env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='3'), check=True,
+                   env=_child_env(), check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(out) as f:
       return json.load(f)

@@ -35,10 +35,12 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float, float]:
   """(mean(a) - mean(b), its standard error, Welch's t, two-sided p); nan without 2+ of each."""
   (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
-  se = math.sqrt(sa**2 / len(a) + sb**2 / len(b)) if len(a) > 1 and len(b) > 1 else math.nan
+  if len(a) < 2 or len(b) < 2:
+    return ma - mb, math.nan, math.nan, math.nan
+  va, vb = sa**2 / len(a), sb**2 / len(b)  # squared standard errors of the two means
+  se = math.sqrt(va + vb)
   if not se > 0:
     return ma - mb, se, math.nan, math.nan
-  va, vb = sa**2 / len(a), sb**2 / len(b)
   dof = (va + vb)**2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))  # Welch-Satterthwaite
   t = (ma - mb) / se
   return ma - mb, se, t, float(2 * stats.t.sf(abs(t), dof))

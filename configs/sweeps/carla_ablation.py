@@ -14,11 +14,12 @@ Each run is a normal workdir (variant/seed_N) that resumes.
 
 The baseline is configs/carla_quick.py's recipe (4-level U-Net with batch
 norm, transposed-conv upsampling, cross-entropy, AdamW + warmup + cosine,
-horizontal flips) made cheap enough for 30 runs: base width 8 (8..64
-channels, 135k parameters), batch 8, 10 epochs (740 steps). Each variant
+horizontal flips) made cheap enough for 27 runs: base width 8 (8..64
+channels, 135k parameters), batch 8, 10 epochs (730 steps). Each variant
 changes one thing. Width is ablated downwards (4 vs 8): a width-16 variant
-costs about 3x a baseline run and did not fit this machine's budget. A pilot with batch 16 and strong augmentation (zoom +
-jitter) in the baseline was stopped: at 10 epochs its seeds ended 0.216 and
+costs about 3x a baseline run and did not fit this machine's budget. A
+pilot with batch 16 and strong augmentation (zoom + jitter) in the baseline
+was stopped: at 10 epochs its seeds ended 0.216 and
 0.130 mIoU, one still far from converged, so seed noise would have hidden
 every effect.
 """
