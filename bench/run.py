@@ -18,6 +18,12 @@ Last, the input pipeline (bench.pipeline: tf.data, batch 32 at 96x128 with
 carla_plus's augmentation, on --pipeline_data_dir) is timed in its own
 process, and compared with our float32 train step at 96x128 b32.
 
+On a GPU (README "On a GPU", docs/bench_gpu.json), ours and PyTorch run on it,
+several workers sharing it, and the FLOPs are counted on a CPU afterwards:
+  XLA_PYTHON_CLIENT_PREALLOCATE=false python -m bench.run --pipeline_data_dir=none \
+      --cells=train:192x256x64,train:384x512x32 --subjects=ours_f32,ours_bf16,torch,torch_bf16
+  python -m bench.flops --results=bench/results.json
+
 What each of our speed-ups contributes, one cell (docs/bench_contributions.json):
   python -m bench.run --cells=train:96x128x32 --rounds=3 \
       --subjects=plain_f32,subpixel_f32,fastlayers_f32,fastlayers_f32_cpu2
@@ -43,6 +49,7 @@ SUBJECTS = {  # name -> worker flags
     'ours_bf16': ['--impl=jax', '--dtype=bfloat16'],
     'keras': ['--impl=keras'],
     'torch': ['--impl=torch'],
+    'torch_bf16': ['--impl=torch', '--dtype=bfloat16'],  # autocast; for GPUs
     # Not run by default (--subjects=...): what each speed-up contributes, from
     # the plain layers on one CPU device to ours (fast layers, CPU split in 2).
     'plain_f32': ['--impl=jax', '--upconv_impl=xla', '--pool_impl=xla', '--cpu_devices=1'],
@@ -55,16 +62,19 @@ DEFAULT_SUBJECTS = ('ours_f32', 'ours_bf16', 'keras', 'torch')
 
 def _child_env() -> dict[str, str]:
   """Environment of a benchmark child process: this repo importable, TensorFlow quiet."""
-  return dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL='3')
+  path = os.pathsep.join(p for p in (REPO, os.environ.get('PYTHONPATH')) if p)
+  return dict(os.environ, PYTHONPATH=path, TF_CPP_MIN_LOG_LEVEL='3')
 
 
 class Worker:
   """A `bench.worker` process, started and warmed up."""
 
   def __init__(self, flags: list[str]):
+    # Its log goes to a file, read back only to say why a worker died.
+    self.log = tempfile.TemporaryFile('w+')
     self.proc = subprocess.Popen([sys.executable, '-m', 'bench.worker', *flags], cwd=REPO,
                                  env=_child_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 stderr=subprocess.DEVNULL, text=True)
+                                 stderr=self.log, text=True)
     self._ready = None
 
   @property
@@ -77,7 +87,10 @@ class Worker:
   def _read(self) -> dict:
     line = self.proc.stdout.readline()
     if not line:
-      raise RuntimeError(f'benchmark worker {self.proc.args[3:]} died (exit {self.proc.wait()})')
+      code = self.proc.wait()
+      self.log.seek(0)
+      raise RuntimeError(f'benchmark worker {" ".join(self.proc.args[3:])} died (exit {code}); '
+                         f'the end of its log:\n{self.log.read()[-3000:]}')
     return json.loads(line)
 
   def ask(self, command: str) -> dict:
@@ -90,14 +103,16 @@ class Worker:
       self.proc.stdin.write('quit\n')
       self.proc.stdin.close()
     self.proc.wait(timeout=60)
+    self.log.close()
 
 
-def measure_matmul(rounds: int) -> dict[str, float]:
-  """Matrix-product GFLOP/s of JAX on this machine, float32 and bfloat16 inputs."""
+def measure_matmul(rounds: int) -> dict[str, float | str]:
+  """Matrix-product GFLOP/s of JAX on this machine, float32 and bfloat16 inputs, and its device."""
   out = {}
   for dtype in ('float32', 'bfloat16'):
     worker = Worker(['--impl=matmul', f'--dtype={dtype}'])
     flops = worker.ready['flops_per_step']
+    out['device'] = worker.ready['device']
     out[dtype] = max(flops * 5 / worker.ask('run 5')['seconds'] for _ in range(rounds)) / 1e9
     worker.close()
   return out
@@ -129,13 +144,20 @@ def time_cell(cell: str, subjects: list[str], rounds: int, window_s: float) -> d
         'mode': mode, 'height': height, 'width': width, 'batch': batch, 'params': params,
         'images_per_s': {n: statistics.median(v) for n, v in rates.items()},
         'all_images_per_s': rates,
-        'peak_rss_mb': {n: w.ask('info')['peak_rss_mb'] for n, w in workers.items()},
+        **_peak_memory(workers),
         'flops_per_image': {n: w.ready['flops_per_step'] / batch
                             for n, w in workers.items() if w.ready['flops_per_step']},
     }
   finally:
     for worker in workers.values():
       worker.close()
+
+
+def _peak_memory(workers: dict[str, Worker]) -> dict:
+  info = {n: w.ask('info') for n, w in workers.items()}
+  out = {'peak_rss_mb': {n: i['peak_rss_mb'] for n, i in info.items()}}
+  device = {n: i['peak_device_mb'] for n, i in info.items() if i.get('peak_device_mb')}
+  return {**out, 'peak_device_mb': device} if device else out
 
 
 def measure_pipeline(data_dir: str, rounds: int) -> dict:
@@ -153,19 +175,20 @@ def measure_pipeline(data_dir: str, rounds: int) -> dict:
 def table(results: dict) -> str:
   """The markdown table of a results dict."""
   subjects = [s for s in SUBJECTS if any(s in c['images_per_s'] for c in results['cells'])]
-  refs = [s for s in ('keras', 'torch') if s in subjects]
-  head = (['cell'] + [f'{s} img/s' for s in subjects]
-          + [f'{o}/{r}' for o in ('ours_f32', 'ours_bf16') for r in refs]
+  ratios = [(o, r) for o in ('ours_f32', 'ours_bf16') for r in ('keras', 'torch', 'torch_bf16')
+            if r in subjects and (o, r) != ('ours_f32', 'torch_bf16')]
+  device_memory = any('peak_device_mb' in c for c in results['cells'])
+  head = (['cell'] + [f'{s} img/s' for s in subjects] + [f'{o}/{r}' for o, r in ratios]
           + ['ours_f32 GFLOP/s (% of f32 matmul)', 'ours_bf16 GFLOP/s (% of bf16 matmul)',
-             'peak MB (' + ', '.join(subjects) + ')'])
+             'peak MB (' + ', '.join(subjects) + ')']
+          + (['peak device MB'] if device_memory else []))
   lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
   peak = results['matmul_gflops']
   for c in results['cells']:
     ips = c['images_per_s']
     row = [f"{c['mode']} {c['height']}x{c['width']} b{c['batch']}"]
     row += [f'{ips[s]:.2f}' if s in ips else '-' for s in subjects]
-    row += [f'{ips[o] / ips[r]:.2f}x' if o in ips and r in ips else '-'
-            for o in ('ours_f32', 'ours_bf16') for r in refs]
+    row += [f'{ips[o] / ips[r]:.2f}x' if o in ips and r in ips else '-' for o, r in ratios]
     for name, dtype in (('ours_f32', 'float32'), ('ours_bf16', 'bfloat16')):
       if name in ips and name in c['flops_per_image']:
         gflops = ips[name] * c['flops_per_image'][name] / 1e9
@@ -173,6 +196,8 @@ def table(results: dict) -> str:
       else:
         row.append('-')
     row.append(', '.join(f"{c['peak_rss_mb'][s]:.0f}" for s in subjects if s in ips))
+    if device_memory:
+      row.append(', '.join(f"{n} {v:.0f}" for n, v in c.get('peak_device_mb', {}).items()))
     lines.append('| ' + ' | '.join(row) + ' |')
   if 'pipeline' in results:
     p = results['pipeline']
@@ -197,25 +222,40 @@ def main() -> None:
                       help="frames for the input-pipeline row ('' = generated; 'none' = skip)")
   args = parser.parse_args()
   subjects = [s for s in args.subjects.split(',') if s]
-  if 'torch' in subjects and importlib.util.find_spec('torch') is None:
+  if importlib.util.find_spec('torch') is None and any(s.startswith('torch') for s in subjects):
     print('PyTorch is not installed (pip install -r bench/requirements.txt): leaving it out.')
-    subjects.remove('torch')
+    subjects = [s for s in subjects if not s.startswith('torch')]
   start = time.time()
   results = {'machine': {'cpu': _cpu_name(), 'cores': os.cpu_count(),
                          'python': platform.python_version()},
              'versions': _versions(subjects), 'rounds': args.rounds}
   results['matmul_gflops'] = measure_matmul(args.rounds)
+  results['machine']['jax_device'] = results['matmul_gflops'].pop('device')
   print('matrix product GFLOP/s:', results['matmul_gflops'], flush=True)
-  results['cells'] = [time_cell(c, subjects, args.rounds, args.window_s)
-                      for c in args.cells.split(',') if c]
+  results['cells'], results['failed_cells'] = [], {}
+  for cell in (c for c in args.cells.split(',') if c):
+    try:
+      results['cells'].append(time_cell(cell, subjects, args.rounds, args.window_s))
+    except RuntimeError as e:  # e.g. out of memory at a large size: the other cells still run
+      print(f'  {cell} FAILED: {e}', flush=True)
+      results['failed_cells'][cell] = str(e)
+    save(results, args.out)  # a run cut short keeps the cells it finished
   if args.pipeline_data_dir != 'none':
     data_dir = args.pipeline_data_dir if os.path.isdir(args.pipeline_data_dir) else ''
     results['pipeline'] = measure_pipeline(data_dir, args.rounds)
   results['wall_s'] = time.time() - start
-  with open(args.out, 'w') as f:
-    json.dump(results, f, indent=2)
+  save(results, args.out)
   print(table(results))
+  if results['failed_cells']:
+    print('Failed cells (see above):', ', '.join(results['failed_cells']))
   print(f'Saved {args.out} ({results["wall_s"] / 60:.1f} min)')
+
+
+def save(results: dict, path: str) -> None:
+  """Writes `results` to `path` whole (a temporary file renamed over it)."""
+  with open(path + '.tmp', 'w') as f:
+    json.dump(results, f, indent=2)
+  os.replace(path + '.tmp', path)
 
 
 def _cpu_name() -> str:
@@ -229,7 +269,7 @@ def _cpu_name() -> str:
 def _versions(subjects: list[str]) -> dict[str, str]:
   from importlib import metadata
   names = ['jax', 'jaxlib', 'flax', 'tensorflow-cpu', 'keras'] + (
-      ['torch'] if 'torch' in subjects else [])
+      ['torch'] if any(s.startswith('torch') for s in subjects) else [])
   out = {}
   for name in names:
     with contextlib.suppress(metadata.PackageNotFoundError):

@@ -4,8 +4,12 @@
       --height=96 --width=128 --batch=32 --dtype=float32|bfloat16
 
 Prints one JSON line when ready (built, compiled, warmed up), then answers
-`run N` with the seconds N steps took (compilation and warm-up excluded,
-results waited for), `info` with peak memory and FLOPs, `quit` to exit.
+`run N` with the seconds N steps took (compilation and warm-up excluded; the
+steps are dispatched back to back and the last result is waited for, so an
+accelerator never waits on the host between steps), `info` with peak memory
+(host RSS, and the accelerator's peak where there is one), `quit` to exit.
+On a GPU, ours and PyTorch run there (XLA_PYTHON_CLIENT_PREALLOCATE=false lets
+several workers share it); Keras is a CPU reference here (tensorflow-cpu).
 Each subject runs in a separate process so their thread pools do not compete
 and each reports its own peak memory.
 """
@@ -15,8 +19,18 @@ import json
 import resource
 import sys
 import time
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
+
+
+class Subject(NamedTuple):
+  step: Callable[[], Any]           # dispatches one step, returns its result
+  wait: Callable[[Any], Any]        # waits until a step's result is computed
+  flops_per_step: float | None      # XLA cost analysis (ours and matmul only)
+  params: int
+  device_peak_mb: Callable[[], float | None] | None = None  # accelerator memory
+  device: str = 'cpu'               # what the steps run on
 
 
 def _jax_subject(args):
@@ -56,18 +70,39 @@ def _jax_subject(args):
     fn = jax.jit(functools.partial(train.train_step, config=config,
                                    dropout_key=jax.random.key(1)), donate_argnums=0,
                  in_shardings=(replicated, split), out_shardings=replicated)
-    # The lowered (not yet partitioned) step: the whole batch's FLOPs, however it is split.
-    flops = fn.lower(state, batch).cost_analysis()['flops']
+    flops = _flops(fn.lower(state, batch), mesh)
     holder = {'state': state}
 
     def step():
       holder['state'], metrics = fn(holder['state'], batch)
       return metrics
   else:
-    flops = train.predict_classes.lower(state, batch['image']).cost_analysis()['flops']
+    flops = _flops(train.predict_classes.lower(state, batch['image']), mesh)
     step = lambda: train.predict_classes(state, batch['image'])
-  return (lambda: jax.block_until_ready(step())), flops, sum(
-      x.size for x in jax.tree.leaves(state.params))
+  return Subject(step, jax.block_until_ready, flops,
+                 sum(x.size for x in jax.tree.leaves(state.params)), _jax_device_peak_mb,
+                 jax.devices()[0].device_kind)
+
+
+def _flops(lowered, mesh) -> float | None:
+  import jax
+  """The whole batch's FLOPs: XLA's cost analysis of the lowered (unpartitioned) step.
+
+  Where the lowered step has none (JAX 0.11 on GPU) it is left to `bench.flops`:
+  a GPU's compiled step leaves out the convolutions that run as cuDNN calls, and
+  a compiled split step counts one device's part.
+  """
+  cost = lowered.cost_analysis()
+  if cost is None and mesh.devices.size == 1 and jax.default_backend() == 'cpu':
+    cost = lowered.compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return cost['flops'] if cost else None
+
+
+def _jax_device_peak_mb() -> float | None:
+  import jax
+  stats = jax.local_devices()[0].memory_stats()  # None on CPU
+  return stats['peak_bytes_in_use'] / 2**20 if stats and 'peak_bytes_in_use' in stats else None
 
 
 def _keras_subject(args):
@@ -87,18 +122,22 @@ def _keras_subject(args):
     predict = tf.function(lambda x: tf.argmax(model(x, training=False), -1),
                           jit_compile=args.xla)
     step = lambda: predict(images).numpy()
-  return step, None, model.count_params()
+  return Subject(step, lambda result: result, None, model.count_params())
 
 
 def _torch_subject(args):
   import torch
   from bench import references
 
+  device = 'cuda' if torch.cuda.is_available() else 'cpu'
+  torch.backends.cudnn.benchmark = True  # as a tuned GPU run would; no effect on CPU
   torch.manual_seed(0)
-  model = references.torch_unet().to(memory_format=torch.channels_last)
-  images = torch.rand(args.batch, 3, args.height, args.width).to(
+  model = references.torch_unet().to(device, memory_format=torch.channels_last)
+  images = torch.rand(args.batch, 3, args.height, args.width, device=device).to(
       memory_format=torch.channels_last)
-  labels = torch.randint(0, 23, (args.batch, args.height, args.width))
+  labels = torch.randint(0, 23, (args.batch, args.height, args.width), device=device)
+  # bfloat16: autocast, float32 parameters and optimizer, like our bfloat16 option.
+  autocast = lambda: torch.autocast(device, torch.bfloat16, enabled=args.dtype == 'bfloat16')
   if args.mode == 'train':
     model.train()
     opt = torch.optim.Adam(model.parameters(), 1e-3)
@@ -106,35 +145,45 @@ def _torch_subject(args):
 
     def step():
       opt.zero_grad(set_to_none=True)
-      loss = loss_fn(model(images), labels)
+      with autocast():
+        loss = loss_fn(model(images).float(), labels)
       loss.backward()
       opt.step()
-      return loss.item()
+      return loss
   else:
     model.eval()
 
     def step():
-      with torch.inference_mode():
+      with torch.inference_mode(), autocast():
         return model(images).argmax(1)
-  return step, None, sum(p.numel() for p in model.parameters())
+
+  def wait(result):
+    if device == 'cuda':
+      torch.cuda.synchronize()
+    return result.cpu()
+
+  peak = (lambda: torch.cuda.max_memory_allocated() / 2**20) if device == 'cuda' else None
+  return Subject(step, wait, None, sum(p.numel() for p in model.parameters()), peak,
+                 torch.cuda.get_device_name() if device == 'cuda' else 'cpu')
 
 
 def _matmul_subject(args):
   """The machine's matrix-product rate: a large square product in `args.dtype`."""
   import jax
   import jax.numpy as jnp
-  n = 2048
+  n = 2048 if jax.default_backend() == 'cpu' else 8192  # large enough to fill a GPU
   dtype = jnp.bfloat16 if args.dtype == 'bfloat16' else jnp.float32
   a = jnp.asarray(np.random.default_rng(0).random((n, n), np.float32), dtype)
   fn = jax.jit(lambda x: jnp.dot(x, x, preferred_element_type=jnp.float32))
-  return (lambda: jax.block_until_ready(fn(a))), 2 * n**3, 0
+  return Subject(lambda: fn(a), jax.block_until_ready, 2 * n**3, 0,
+                 device=jax.devices()[0].device_kind)
 
 
 SUBJECTS = {'jax': _jax_subject, 'keras': _keras_subject, 'torch': _torch_subject,
             'matmul': _matmul_subject}
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser()
   parser.add_argument('--impl', choices=sorted(SUBJECTS), required=True)
   parser.add_argument('--mode', choices=('train', 'infer'), default='train')
@@ -149,21 +198,28 @@ def main() -> None:
                       help='jax: XLA devices to split the CPU into; 0: auto, as training '
                       'does; -1: what main.py does (auto to train, 1 to infer)')
   parser.add_argument('--xla', action='store_true', help='Keras: jit_compile=True')
-  args = parser.parse_args()
-  step, flops, params = SUBJECTS[args.impl](args)
+  return parser.parse_args(argv)
+
+
+def main() -> None:
+  args = parse_args()
+  subject = SUBJECTS[args.impl](args)
   for _ in range(2):  # compile and warm up
-    step()
-  print(json.dumps({'ready': True, 'params': params, 'flops_per_step': flops}), flush=True)
+    subject.wait(subject.step())
+  print(json.dumps({'ready': True, 'params': subject.params, 'device': subject.device,
+                    'flops_per_step': subject.flops_per_step}), flush=True)
   for line in sys.stdin:
     command = line.split()
     if command[0] == 'run':
       start = time.perf_counter()
       for _ in range(int(command[1])):
-        step()
+        result = subject.step()
+      subject.wait(result)
       print(json.dumps({'seconds': time.perf_counter() - start}), flush=True)
     elif command[0] == 'info':
       peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-      print(json.dumps({'peak_rss_mb': peak_mb}), flush=True)
+      device_mb = subject.device_peak_mb() if subject.device_peak_mb else None
+      print(json.dumps({'peak_rss_mb': peak_mb, 'peak_device_mb': device_mb}), flush=True)
     else:
       return
 

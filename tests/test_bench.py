@@ -1,8 +1,10 @@
-"""The speed harness runs end to end on a tiny cell (numbers are not checked: see bench/)."""
+"""The speed harness runs end to end on tiny cells (numbers are not checked: see bench/)."""
 
 import json
 import subprocess
 import sys
+
+import pytest
 
 from conftest import REPO, subprocess_env
 
@@ -10,7 +12,9 @@ from conftest import REPO, subprocess_env
 def test_harness_times_ours_and_keras_interleaved(tmp_path):
   out = tmp_path / 'bench.json'
   result = subprocess.run(
-      [sys.executable, '-m', 'bench.run', '--cells=train:16x16x2,infer:16x16x2', '--rounds=2',
+      # 16x17 is no multiple of 16: that cell fails, saying why, and the others still run.
+      [sys.executable, '-m', 'bench.run', '--cells=train:16x16x2,train:16x17x2,infer:16x16x2',
+       '--rounds=2',
        '--window_s=0.05', '--subjects=ours_f32,keras,fastlayers_f32', f'--out={out}',
        '--pipeline_data_dir='],  # generated frames
       cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
@@ -33,3 +37,20 @@ def test_harness_times_ours_and_keras_interleaved(tmp_path):
   assert pipeline['data_dir'] == 'generated' and pipeline['batch'] == 32
   assert len(pipeline['all_images_per_s']['pipeline']) == 2
   assert 'Input pipeline (batch 32, 96x128, augmented' in result.stdout
+  assert list(report['failed_cells']) == ['train:16x17x2']
+  assert 'input size 16x17 is not a multiple of' in report['failed_cells']['train:16x17x2']
+  assert 'Failed cells (see above): train:16x17x2' in result.stdout
+
+  # bench.flops counts the same FLOPs on the CPU for a results file from elsewhere (a GPU's).
+  for cell in report['cells']:
+    del cell['flops_per_image']
+  out.write_text(json.dumps(report))
+  result = subprocess.run([sys.executable, '-m', 'bench.flops', f'--results={out}'], cwd=REPO,
+                          env=subprocess_env(), capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stdout + result.stderr
+  recounted = json.loads(out.read_text())
+  assert recounted['flops_counted_on'] == 'cpu (bench.flops)'
+  for cell in recounted['cells']:
+    assert set(cell['flops_per_image']) == {'ours_f32', 'fastlayers_f32'}  # ours only
+  assert recounted['cells'][0]['flops_per_image'] == pytest.approx(flops, rel=1e-6)
+  assert '| train 16x16 b2 |' in result.stdout
