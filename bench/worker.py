@@ -70,32 +70,30 @@ def _jax_subject(args):
     fn = jax.jit(functools.partial(train.train_step, config=config,
                                    dropout_key=jax.random.key(1)), donate_argnums=0,
                  in_shardings=(replicated, split), out_shardings=replicated)
-    flops = _flops(fn.lower(state, batch), mesh)
+    flops = _flops(fn.lower(state, batch))
     holder = {'state': state}
 
     def step():
       holder['state'], metrics = fn(holder['state'], batch)
       return metrics
   else:
-    flops = _flops(train.predict_classes.lower(state, batch['image']), mesh)
-    step = lambda: train.predict_classes(state, batch['image'])
+    flops = _flops(train.predict_classes.lower(state, batch['image']))
+    predict = lambda: train.predict_classes(state, batch['image'])
+    # On a CPU one batch at a time, as Keras and PyTorch run there; a GPU queues them.
+    step = (lambda: jax.block_until_ready(predict())) if jax.default_backend() == 'cpu' else predict
   return Subject(step, jax.block_until_ready, flops,
                  sum(x.size for x in jax.tree.leaves(state.params)), _jax_device_peak_mb,
                  jax.devices()[0].device_kind)
 
 
-def _flops(lowered, mesh) -> float | None:
-  import jax
+def _flops(lowered) -> float | None:
   """The whole batch's FLOPs: XLA's cost analysis of the lowered (unpartitioned) step.
 
-  Where the lowered step has none (JAX 0.11 on GPU) it is left to `bench.flops`:
-  a GPU's compiled step leaves out the convolutions that run as cuDNN calls, and
-  a compiled split step counts one device's part.
+  None where the lowered step has none (JAX 0.11 on a GPU): `bench.flops` counts
+  them on a CPU then. (A GPU's compiled step leaves out the convolutions that
+  run as cuDNN calls, and a compiled split step counts one device's part.)
   """
   cost = lowered.cost_analysis()
-  if cost is None and mesh.devices.size == 1 and jax.default_backend() == 'cpu':
-    cost = lowered.compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   return cost['flops'] if cost else None
 
 

@@ -20,7 +20,7 @@ def get_config():
   config.data.image_size = (192, 256)
   config.batch_size = 8
   config.eval_batch_size = 16
-  config.num_epochs = 6.0
-  config.eval_every_steps = 150
-  config.checkpoint_every_steps = 150
+  config.num_epochs = 24.0
+  config.eval_every_steps = 300
+  config.checkpoint_every_steps = 300
   return config
