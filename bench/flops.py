@@ -22,7 +22,7 @@ def main() -> None:
   with open(args.results) as f:
     results = json.load(f)
   for cell in results['cells']:
-    for name, rate in cell['images_per_s'].items():
+    for name in cell['images_per_s']:
       flags = run.SUBJECTS[name]
       if '--impl=jax' not in flags:
         continue

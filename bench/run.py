@@ -106,16 +106,15 @@ class Worker:
     self.log.close()
 
 
-def measure_matmul(rounds: int) -> dict[str, float | str]:
-  """Matrix-product GFLOP/s of JAX on this machine, float32 and bfloat16 inputs, and its device."""
+def measure_matmul(rounds: int) -> tuple[dict[str, float], str]:
+  """Matrix-product GFLOP/s of JAX here, float32 and bfloat16 inputs; and JAX's device."""
   out = {}
   for dtype in ('float32', 'bfloat16'):
     worker = Worker(['--impl=matmul', f'--dtype={dtype}'])
     flops = worker.ready['flops_per_step']
-    out['device'] = worker.ready['device']
     out[dtype] = max(flops * 5 / worker.ask('run 5')['seconds'] for _ in range(rounds)) / 1e9
     worker.close()
-  return out
+  return out, worker.ready['device']
 
 
 def time_cell(cell: str, subjects: list[str], rounds: int, window_s: float) -> dict:
@@ -229,8 +228,7 @@ def main() -> None:
   results = {'machine': {'cpu': _cpu_name(), 'cores': os.cpu_count(),
                          'python': platform.python_version()},
              'versions': _versions(subjects), 'rounds': args.rounds}
-  results['matmul_gflops'] = measure_matmul(args.rounds)
-  results['machine']['jax_device'] = results['matmul_gflops'].pop('device')
+  results['matmul_gflops'], results['machine']['jax_device'] = measure_matmul(args.rounds)
   print('matrix product GFLOP/s:', results['matmul_gflops'], flush=True)
   results['cells'], results['failed_cells'] = [], {}
   for cell in (c for c in args.cells.split(',') if c):

@@ -47,7 +47,6 @@ def _jax_subject(args):
   host.configure_cpu_devices(config)  # before JAX starts
 
   import jax
-  import jax.numpy as jnp
   import optax
   from unet_jax import models, parallel, train
 

@@ -11,7 +11,6 @@ Dice, frequency-weighted IoU and the step evaluated. Classes absent from every
 run are left out.
 """
 
-import json
 import math
 import sys
 from typing import Sequence
@@ -19,6 +18,7 @@ from typing import Sequence
 from absl import app, flags
 from etils import epath
 
+from unet_jax import reports
 from unet_jax.errors import WorkdirError
 
 flags.DEFINE_string('names', '', 'comma-separated column names (default: the workdirs)')
@@ -30,10 +30,11 @@ SUMMARY = (('mean_iou', '**mean IoU**'), ('pixel_accuracy', 'pixel accuracy'),
 
 
 def read_results(workdir: str) -> dict[str, float]:
-  path = epath.Path(workdir) / 'eval_results.json'
-  if not path.exists():
-    raise WorkdirError(f'{path} does not exist: {workdir} is not a finished training run')
-  return json.loads(path.read_text())
+  results = reports.read_eval_results(workdir)
+  if results is None:
+    raise WorkdirError(f'{epath.Path(workdir) / reports.EVAL_RESULTS} does not exist: '
+                       f'{workdir} is not a finished training run')
+  return results
 
 
 def _cell(value: float, digits: int) -> str:

@@ -15,6 +15,7 @@ from etils import epath  # noqa: E402
 from unet_jax import metrics  # noqa: E402
 
 HISTORY = 'metrics_history.jsonl'
+EVAL_RESULTS = 'eval_results.json'  # a finished run's final evaluation (train.py)
 
 
 def per_class_rows(cm: np.ndarray, class_names: Sequence[str]) -> list[dict[str, Any]]:
@@ -129,6 +130,12 @@ def read_history(workdir: str) -> list[dict[str, float]]:
       row = json.loads(line)
       by_step[(row['step'], frozenset(row))] = row
   return sorted(by_step.values(), key=lambda r: r['step'])
+
+
+def read_eval_results(workdir: str | epath.Path) -> dict[str, Any] | None:
+  """A finished run's final evaluation (EVAL_RESULTS), or None while it is unfinished."""
+  path = epath.Path(workdir) / EVAL_RESULTS
+  return json.loads(path.read_text()) if path.exists() else None
 
 
 def plot_training_curves(workdir: str, path: epath.Path) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 from absl import app, flags, logging
 from etils import epath
 
-from unet_jax import sweep_results
+from unet_jax import reports, sweep_results
 from unet_jax.errors import ConfigError
 
 REPO = epath.Path(__file__).resolve().parent.parent
@@ -75,7 +75,7 @@ def plan(sweep: dict[str, Any], workdir: str, launcher: str = '') -> list[Run]:
 
 
 def is_finished(run: Run) -> bool:
-  return (run.workdir / 'eval_results.json').exists()
+  return (run.workdir / reports.EVAL_RESULTS).exists()
 
 
 def execute(run: Run) -> int:

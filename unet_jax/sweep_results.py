@@ -47,10 +47,9 @@ def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float, 
 
 
 def _read_run(run_dir: epath.Path) -> dict[str, Any] | None:
-  final = run_dir / 'eval_results.json'
-  if not final.exists():
+  result = reports.read_eval_results(run_dir)
+  if result is None:
     return None
-  result = json.loads(final.read_text())
   best = run_dir / 'best.json'
   best_iou = json.loads(best.read_text())['mean_iou'] if best.exists() else result['mean_iou']
   return {'final_mean_iou': result['mean_iou'], 'best_mean_iou': best_iou,

@@ -332,7 +332,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     summary, _ = evaluate(p_eval_step, state, eval_data, config, data_sharding)
   best = checkpointing.best_record(workdir) or {}
   if jax.process_index() == 0:
-    (epath.Path(workdir) / 'eval_results.json').write_text(json.dumps(
+    (epath.Path(workdir) / reports.EVAL_RESULTS).write_text(json.dumps(
         {'step': int(state.step), 'best_step': best.get('step'), **summary}, indent=2))
     reports.plot_training_curves(workdir, epath.Path(workdir) / 'training_curves.png')
   logging.info('Final validation: mean IoU %.4f, pixel accuracy %.4f (step %d); best mean IoU '
