@@ -1,7 +1,7 @@
 """Entry point: train, evaluate, predict with or export a U-Net.
 
   python main.py --config=configs/synthetic.py --workdir=/tmp/run       # train (resumes)
-  python main.py --mode=eval --workdir=/tmp/run [--checkpoint=best] [--split=validation | --data_dir=DIR]
+  python main.py --mode=eval --workdir=/tmp/run [--checkpoint=best] [--split=validation | --data_dir=DIR] [--hflip]
   python main.py --mode=predict --workdir=/tmp/run --input='photos/*.png' --output_dir=/tmp/pred
   python main.py --mode=export --workdir=/tmp/run [--output_dir=/tmp/model]
 
@@ -22,6 +22,8 @@ flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict', 'export'], 'What
 flags.DEFINE_string('checkpoint', 'latest', "eval/predict/export: 'latest', 'best' or a step.")
 flags.DEFINE_string('split', 'validation', 'eval: split of the configured dataset.')
 flags.DEFINE_string('data_dir', '', 'eval: a folder in the lab layout to score instead.')
+flags.DEFINE_bool('hflip', False, 'eval: average each frame\'s prediction with its mirror\'s '
+                  '(sets config.eval_hflip).')
 flags.DEFINE_string('input', '', 'predict: an image file, a folder or a glob.')
 flags.DEFINE_string('mask_dir', '', 'predict: folder of true masks with the same names.')
 flags.DEFINE_enum('size_mode', 'resize', ['resize', 'pad'],
@@ -51,6 +53,8 @@ def _run(config, errors) -> int:
     return 0
   config = config or inference.load_config(FLAGS.workdir)
   if FLAGS.mode == 'eval':
+    if FLAGS.hflip:
+      config.eval_hflip = True
     evaluate.evaluate_checkpoint(config, FLAGS.workdir, checkpoint=FLAGS.checkpoint,
                                  split=FLAGS.split, data_dir=FLAGS.data_dir,
                                  output_dir=FLAGS.output_dir)

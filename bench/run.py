@@ -56,6 +56,9 @@ SUBJECTS = {  # name -> worker flags
     'subpixel_f32': ['--impl=jax', '--pool_impl=xla', '--cpu_devices=1'],
     'fastlayers_f32': ['--impl=jax', '--cpu_devices=1'],
     'fastlayers_f32_cpu2': ['--impl=jax', '--cpu_devices=2'],
+    # What the extra loss terms cost beside cross-entropy (ours_f32).
+    'dice_f32': ['--impl=jax', '--dice_weight=0.5'],
+    'lovasz_f32': ['--impl=jax', '--lovasz_weight=1'],
 }
 DEFAULT_SUBJECTS = ('ours_f32', 'ours_bf16', 'keras', 'torch')
 

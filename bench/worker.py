@@ -55,6 +55,7 @@ def _jax_subject(args):
   config.model.remat = args.remat
   config.model.upconv_impl, config.model.pool_impl = args.upconv_impl, args.pool_impl
   config.data.image_size = (args.height, args.width)
+  config.loss.dice_weight, config.loss.lovasz_weight = args.dice_weight, args.lovasz_weight
   model = models.create_model(config.model, config.data.num_classes)
   state = train.create_train_state(config, model, optax.adam(1e-3), jax.random.key(0))
   rng = np.random.default_rng(0)
@@ -191,6 +192,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   parser.add_argument('--remat', action='store_true')
   parser.add_argument('--upconv_impl', choices=('subpixel', 'xla'), default='subpixel')
   parser.add_argument('--pool_impl', choices=('reshape', 'xla'), default='reshape')
+  parser.add_argument('--dice_weight', type=float, default=0.0, help='jax: config.loss')
+  parser.add_argument('--lovasz_weight', type=float, default=0.0, help='jax: config.loss')
   parser.add_argument('--cpu_devices', type=int, default=-1,
                       help='jax: XLA devices to split the CPU into; 0: auto, as training '
                       'does; -1: what main.py does (auto to train, 1 to infer)')

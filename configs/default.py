@@ -81,10 +81,16 @@ def get_config() -> ml_collections.ConfigDict:
       class_weights=(),       # one per class, or empty for none
       class_weighting='none',  # none | median_frequency (from the training masks; sets class_weights)
       dice_weight=0.0,        # adds dice_weight x (1 - soft Dice) to the cross-entropy
+      lovasz_weight=0.0,      # adds lovasz_weight x Lovasz-softmax (an mIoU surrogate)
   ))
+
+  # Start from another run's weights (a fine-tuning stage); a resumed run ignores it.
+  config.init_from = ''          # workdir of a finished run with the same model
+  config.init_checkpoint = 'latest'  # of that run: latest | best | a step
 
   config.batch_size = 32      # global, over all devices and hosts
   config.eval_batch_size = 32
+  config.eval_hflip = False    # evaluation: average the predictions of each frame and its mirror
   config.num_epochs = 40.0
   config.num_train_steps = -1  # > 0 overrides num_epochs
   config.log_every_steps = 20

@@ -66,6 +66,69 @@ def test_soft_dice_against_hand_computed_values():
   assert float(losses.soft_dice(perfect, labels, mask)) < 1e-5
 
 
+def _np_lovasz_image(logits, labels, mask):
+  """Berman et al.'s algorithm for one image, float64, numpy's stable sort (the reference)."""
+  probs = np.exp(logits - logits.max(-1, keepdims=True))
+  probs = (probs / probs.sum(-1, keepdims=True))[mask]
+  labels = labels[mask]
+  per_class = []
+  for c in range(logits.shape[-1]):
+    truth = (labels == c).astype(np.float64)
+    if not truth.any():
+      continue
+    errors = np.abs(truth - probs[:, c])
+    order = np.argsort(-errors, kind='stable')
+    t = truth[order]
+    jaccard = 1 - (t.sum() - np.cumsum(t)) / (t.sum() + np.cumsum(1 - t))
+    per_class.append(errors[order] @ np.diff(jaccard, prepend=0.0))
+  return np.mean(per_class)
+
+
+def _np_lovasz_softmax(logits, labels, mask):
+  return np.mean([_np_lovasz_image(*args) for args in zip(logits, labels, mask) if args[2].any()])
+
+
+def test_lovasz_softmax_is_one_minus_the_images_iou_for_hard_predictions_with_a_mask():
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, C, (2, 6, 7))
+  preds = np.where(rng.random(labels.shape) < 0.3, rng.integers(0, C, labels.shape), labels)
+  mask = rng.random(labels.shape) < 0.8
+  mask[1] = False  # a padding image: left out of the mean
+  t, p, m = labels[0], preds[0], mask[0]
+  ious = [((t == c) & (p == c) & m).sum() / (((t == c) | (p == c)) & m).sum()
+          for c in range(C) if ((t == c) & m).any()]
+  logits = jnp.asarray(np.eye(C)[preds] * 60.0, jnp.float32)
+  loss = float(losses.lovasz_softmax(logits, jnp.asarray(labels), jnp.asarray(mask)))
+  np.testing.assert_allclose(loss, 1 - np.mean(ious), rtol=1e-5)
+  assert float(losses.lovasz_softmax(jnp.asarray(np.eye(C)[labels] * 60.0), labels, mask)) < 1e-5
+
+
+def test_lovasz_softmax_and_its_gradient_match_the_reference_on_soft_predictions():
+  rng = np.random.default_rng(1)
+  logits = rng.normal(size=(3, 8, 9, C)) * 2
+  labels = rng.integers(0, C - 1, (3, 8, 9))  # class C-1 absent: left out of the mean
+  mask = rng.random(labels.shape) < 0.9
+  loss, grad = jax.value_and_grad(losses.lovasz_softmax)(jnp.asarray(logits, jnp.float32),
+                                                         labels, mask)
+  np.testing.assert_allclose(float(loss), _np_lovasz_softmax(logits, labels, mask), rtol=1e-4)
+  eps = 1e-3  # central differences of the float64 reference: the sort order is locally fixed
+  for idx in [(0, 1, 2, 0), (1, 7, 8, 3), (2, 4, 4, C - 1)]:
+    up, down = logits.copy(), logits.copy()
+    up[idx] += eps
+    down[idx] -= eps
+    numeric = (_np_lovasz_softmax(up, labels, mask) - _np_lovasz_softmax(down, labels, mask)) / (2 * eps)
+    np.testing.assert_allclose(float(grad[idx]), numeric, rtol=2e-2, atol=1e-5)
+  masked = tuple(np.argwhere(~mask)[0])
+  np.testing.assert_array_equal(np.asarray(grad[masked]), 0.0)
+
+
+def test_lovasz_descending_order_matches_a_stable_argsort():
+  errors = jnp.asarray(np.random.default_rng(2).permutation(1000).reshape(2, 500) / 999.0,
+                       jnp.float32)
+  np.testing.assert_array_equal(np.asarray(losses._descending_order(errors)),
+                                np.argsort(-np.asarray(errors), axis=1, kind='stable'))
+
+
 def test_median_frequency_weights_against_hand_computed_values():
   # Image 0: 3 px class 0, 1 px class 1. Image 1: 2 px class 0, 2 px class 2.
   masks = np.array([[[0, 0], [0, 1]], [[0, 2], [2, 0]]], np.uint8)

@@ -1,17 +1,19 @@
 """Using a trained model: eval reports, predict outputs, best checkpoint, export."""
 
 import json
+import logging
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
 from conftest import tiny_config
-from unet_jax import (evaluate, export, inference, lab_data, models, predict, reports, train,
-                      visualize)
+from unet_jax import (errors, evaluate, export, inference, lab_data, models, optim, predict,
+                      reports, train, visualize)
 
 
 @pytest.fixture(scope='module')
@@ -146,3 +148,65 @@ np.save({str(tmp_path / 'logits.npy')!r}, np.asarray(logits))
   meta = json.loads((tmp_path / 'export.json').read_text())
   assert meta['class_names'][7] == 'Road' and meta['input']['shape'] == ['batch', h, w, 3]
   assert np.load(tmp_path / 'logits.npy').shape == (3, h, w, 23)
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights(trained, tmp_path, caplog):
+  config, workdir = trained
+  source, step = inference.restore_state(config, str(workdir), 'latest')
+  finetune = tiny_config()
+  finetune.init_from = str(workdir)
+  finetune.loss.lovasz_weight = 1.0
+  model = models.create_model(finetune.model, finetune.data.num_classes)
+  tx, _ = optim.create_optimizer(finetune.optimizer, 10)
+  fresh = train.create_train_state(finetune, model, tx, jax.random.key(5))
+  started = train.initialize_from(fresh, finetune)
+  assert int(started.step) == 0 and step == 10
+  jax.tree.map(np.testing.assert_array_equal, started.params, source.params)
+  jax.tree.map(np.testing.assert_array_equal, started.batch_stats, source.batch_stats)
+  jax.tree.map(np.testing.assert_array_equal, started.opt_state, fresh.opt_state)
+
+  finetune.num_train_steps = 2
+  with caplog.at_level(logging.INFO):
+    summary = train.train_and_evaluate(finetune, str(tmp_path / 'finetune'))
+  assert f'Initialised from {workdir}, checkpoint latest (step 10)' in caplog.text
+  assert np.isfinite(summary['loss'])
+
+
+@pytest.mark.parametrize('problem', ['missing', 'other_model', 'no_step'])
+def test_init_from_rejects_a_bad_source_naming_the_option(trained, tmp_path, problem):
+  config, workdir = trained
+  finetune = tiny_config()
+  finetune.init_from = str(tmp_path / 'nowhere') if problem == 'missing' else str(workdir)
+  if problem == 'other_model':
+    finetune.model.width = 8
+  if problem == 'no_step':
+    finetune.init_checkpoint = '3'
+  model = models.create_model(finetune.model, finetune.data.num_classes)
+  tx, _ = optim.create_optimizer(finetune.optimizer, 10)
+  state = train.create_train_state(finetune, model, tx, jax.random.key(0))
+  expected = {'missing': 'config.json not found', 'other_model': 'holds another model.*widths',
+              'no_step': 'no checkpoint at step 3'}[problem]
+  with pytest.raises(errors.ConfigError, match=f'config.init_from=.*{expected}'):
+    train.initialize_from(state, finetune)
+
+
+def test_eval_hflip_is_mirror_equivariant_and_scores_in_eval_mode(trained, tmp_path):
+  config, workdir = trained
+  state, _ = inference.restore_state(config, str(workdir), 'latest')
+  h, w = config.data.image_size
+  images = np.random.default_rng(3).integers(0, 255, (2, h, w, 3), dtype=np.uint8)
+  plain = np.asarray(train.eval_logits(state, images, hflip=False))
+  both = np.asarray(train.eval_logits(state, images, hflip=True))
+  mirrored = np.asarray(train.eval_logits(state, images[:, :, ::-1], hflip=True))
+  # The average of the two views does not depend on which view came first...
+  np.testing.assert_allclose(mirrored[:, :, ::-1], both, atol=1e-5)
+  # ...whereas a single view does: the check above is not vacuous.
+  assert np.abs(np.asarray(train.eval_logits(state, images[:, :, ::-1], hflip=False))[:, :, ::-1]
+                - plain).max() > 1e-3
+  np.testing.assert_allclose(np.exp(both).sum(-1), 1.0, rtol=1e-5)  # log-probabilities
+
+  config = config.copy_and_resolve_references()
+  config.eval_hflip = True
+  summary = evaluate.evaluate_checkpoint(config, str(workdir), output_dir=str(tmp_path))
+  assert json.loads((tmp_path / 'metrics.json').read_text())['hflip'] is True
+  assert 0.0 <= summary['mean_iou'] <= 1.0

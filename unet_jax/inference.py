@@ -8,7 +8,8 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from configs import default
-from unet_jax import checkpointing, models, optim, train
+from unet_jax import checkpointing, models, optim
+from unet_jax.train_state import TrainState, create_train_state
 from unet_jax.errors import CheckpointError, WorkdirError
 
 
@@ -42,11 +43,11 @@ def _merge(config: ml_collections.ConfigDict, saved: dict) -> None:
 
 
 def restore_state(config: ml_collections.ConfigDict, workdir: str,
-                  checkpoint: str = 'latest') -> tuple[train.TrainState, int]:
+                  checkpoint: str = 'latest') -> tuple[TrainState, int]:
   """(train state, step) of a checkpoint: 'latest', 'best' or a step number."""
   model = models.create_model(config.model, config.data.num_classes)
   tx, _ = optim.create_optimizer(config.optimizer, 1)
-  target = train.create_train_state(config, model, tx, jax.random.key(0))
+  target = create_train_state(config, model, tx, jax.random.key(0))
   manager = (checkpointing.create_best_manager(workdir) if checkpoint == 'best'
              else checkpointing.create_manager(workdir, config))
   with manager:

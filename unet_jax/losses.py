@@ -70,3 +70,66 @@ def median_frequency_weights(masks: np.ndarray, num_classes: int) -> np.ndarray:
   weights = np.ones(num_classes)
   weights[seen] = np.minimum(np.median(freq[seen]) / freq[seen], MAX_CLASS_WEIGHT)
   return weights
+
+
+
+def _descending_order(errors: jax.Array) -> jax.Array:
+  """Per row of (C, N) errors in [0, 1], the column indices by decreasing error.
+
+  XLA:CPU sorts a single uint32 operand several times faster than a float
+  key with an index payload, so each key packs the error, quantised to the
+  bits the index leaves, above the index; errors closer than that step keep
+  index order (the loss is exact for the values, the order of near-ties is
+  arbitrary anyway). Past 2**24 pixels, an exact float sort.
+  """
+  n = errors.shape[1]
+  index_bits = max(1, (n - 1).bit_length())
+  error_bits = min(32 - index_bits, 24)  # 24: every level is exact in float32
+  iota = jax.lax.broadcasted_iota(jnp.int32, errors.shape, 1)
+  if error_bits < 8:
+    return jax.lax.sort((-errors, iota), dimension=1, num_keys=1)[1]
+  top = (1 << error_bits) - 1
+  quantised = top - jnp.round(jnp.clip(errors, 0.0, 1.0) * top).astype(jnp.uint32)
+  keys = (quantised << index_bits) | iota.astype(jnp.uint32)
+  return (jnp.sort(keys, axis=1) & ((1 << index_bits) - 1)).astype(jnp.int32)
+
+
+def lovasz_softmax(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> jax.Array:
+  """Lovasz-softmax loss (Berman et al., 2018), per image, averaged (scalar, float32).
+
+  For each image, the convex (Lovasz) extension of 1 - IoU of each class,
+  evaluated at the softmax probabilities and averaged over the classes present
+  in the image's labels: a surrogate of the IoU the validation reports, and
+  for a one-hot prediction exactly 1 - that image's mean IoU. Per image, not
+  over the whole batch, so that the sort stays within a device's shard of
+  the batch (a sort across devices is very slow to partition); images with
+  no valid pixel (batch padding) are left out of the mean.
+  """
+  batch = logits.shape[0]
+  per_image = jax.vmap(_lovasz_softmax_image)(
+      logits.reshape(batch, -1, logits.shape[-1]), labels.reshape(batch, -1),
+      mask.reshape(batch, -1))
+  has_pixels = jnp.any(mask.reshape(batch, -1), axis=1)
+  return jnp.sum(jnp.where(has_pixels, per_image, 0.0)) / jnp.maximum(jnp.sum(has_pixels), 1)
+
+
+def _lovasz_softmax_image(logits: jax.Array, labels: jax.Array, valid: jax.Array) -> jax.Array:
+  """Lovasz-softmax of one image's (P, C) logits, (P,) labels and (P,) validity."""
+  num_classes = logits.shape[-1]
+  probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).T
+  truth = (labels[None, :] == jnp.arange(num_classes)[:, None]) & valid[None, :]
+  truth = truth.astype(jnp.float32)
+  # Masked pixels get error 0: they sort last and add nothing.
+  errors = jnp.where(valid[None, :], jnp.abs(truth - probs), 0.0)
+  order = _descending_order(jax.lax.stop_gradient(errors))
+  errors_sorted = jnp.take_along_axis(errors, order, axis=1)
+  truth_sorted = jnp.take_along_axis(truth, order, axis=1)
+  total = jnp.sum(truth, axis=1, keepdims=True)
+  intersection = total - jnp.cumsum(truth_sorted, axis=1)
+  union = total + jnp.cumsum(1.0 - truth_sorted, axis=1)
+  jaccard = 1.0 - intersection / union
+  # The extension's weights: increments of the Jaccard loss along the sorted errors.
+  weights = jnp.concatenate([jaccard[:, :1], jnp.diff(jaccard, axis=1)], axis=1)
+  per_class = jnp.sum(errors_sorted * jax.lax.stop_gradient(weights), axis=1)
+  present = total[:, 0] > 0
+  return jnp.sum(jnp.where(present, per_class, 0.0)) / jnp.maximum(jnp.sum(present), 1)

@@ -8,8 +8,6 @@ train with periodic evaluation, logging and checkpoints.
 import functools
 import json
 import math
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -18,41 +16,22 @@ import optax
 from absl import logging
 from clu import metric_writers, parameter_overview, periodic_actions
 from etils import epath
-from flax.training import train_state
 from jax.experimental import multihost_utils
 
-from unet_jax import (checkpointing, input_pipeline, losses, metrics, models, optim, parallel,
-                      preemption, reports, visualize)
-from unet_jax.errors import ConfigError, DivergedError, WorkdirError
+from unet_jax import (checkpointing, inference, input_pipeline, losses, metrics, models, optim,
+                      parallel, preemption, reports, visualize)
+from unet_jax.train_state import TrainState, create_train_state
+from unet_jax.errors import CheckpointError, ConfigError, DivergedError, WorkdirError
 
 
 _NO_STEP = 2**31 - 1  # "no non-finite step yet" in a running minimum.
 NONFINITE_POLICIES = ('stop', 'skip')
 
 
-class TrainState(train_state.TrainState):
-  batch_stats: Any
-
-  @property
-  def variables(self) -> dict[str, Any]:
-    """What `apply_fn` takes: parameters and batch-norm statistics."""
-    return {'params': self.params, 'batch_stats': self.batch_stats}
-
-
 def num_train_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
   if config.num_train_steps > 0:
     return config.num_train_steps
   return max(1, int(math.ceil(config.num_epochs * steps_per_epoch)))
-
-
-def create_train_state(config: ml_collections.ConfigDict, model: models.UNet,
-                       tx: optax.GradientTransformation, rng: jax.Array) -> TrainState:
-  """Initialises parameters (float32) and optimizer state."""
-  h, w = config.data.image_size
-  model.check_input_shape((1, h, w, 3))
-  variables = jax.jit(model.init)(rng, jnp.zeros((1, h, w, 3), jnp.uint8))
-  return TrainState.create(apply_fn=model.apply, params=variables['params'], tx=tx,
-                           batch_stats=variables.get('batch_stats', {}))
 
 
 def _pixel_mask(config: ml_collections.ConfigDict, batch: dict[str, jax.Array]) -> jax.Array:
@@ -82,6 +61,8 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, config: ml_col
     loss = loss_sum / jnp.maximum(weight_sum, 1e-12)
     if config.loss.dice_weight:
       loss += config.loss.dice_weight * losses.soft_dice(logits, batch['label'], mask)
+    if config.loss.lovasz_weight:
+      loss += config.loss.lovasz_weight * losses.lovasz_softmax(logits, batch['label'], mask)
     return loss, (logits, updates, loss_sum, weight_sum)
 
   grads, (logits, updates, loss_sum, weight_sum) = jax.grad(loss_fn, has_aux=True)(state.params)
@@ -109,11 +90,27 @@ def _accumulate(total: dict[str, jax.Array] | None,
           for k, v in step_metrics.items()}
 
 
+def eval_logits(state: TrainState, images: jax.Array, hflip: bool) -> jax.Array:
+  """Eval-mode logits; with `hflip`, log of the mean softmax of the frame and its mirror.
+
+  Test-time mirroring: driving scenes are left-right symmetric (training flips
+  them too), so the two views' errors are partly independent and averaging
+  them steadies thin, rare classes. It doubles the cost of evaluation.
+  """
+  logits = state.apply_fn(state.variables, images, train=False)
+  if not hflip:
+    return logits
+  mirrored = state.apply_fn(state.variables, images[:, :, ::-1], train=False)[:, :, ::-1]
+  # log((softmax(a) + softmax(b)) / 2), without underflow to log(0).
+  return jnp.logaddexp(jax.nn.log_softmax(logits.astype(jnp.float32)),
+                       jax.nn.log_softmax(mirrored.astype(jnp.float32))) - jnp.log(2.0)
+
+
 def eval_step(state: TrainState, batch: dict[str, jax.Array], *,
               config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
   """Confusion matrix and loss sums of one (possibly padded) batch."""
   mask = _pixel_mask(config, batch)
-  logits = state.apply_fn(state.variables, batch['image'], train=False)
+  logits = eval_logits(state, batch['image'], config.eval_hflip)
   loss_sum, weight_sum = losses.cross_entropy(logits, batch['label'], mask,
                                               config.loss.class_weights)
   cm = metrics.confusion_matrix(batch['label'], jnp.argmax(logits, -1), mask,
@@ -195,6 +192,31 @@ def with_class_weights(config: ml_collections.ConfigDict,
   return config
 
 
+def initialize_from(state: TrainState, config: ml_collections.ConfigDict) -> TrainState:
+  """`state` with the parameters and batch-norm statistics of `config.init_from`'s checkpoint.
+
+  The step, optimizer state and schedule start afresh: this starts a new run
+  (a fine-tuning stage) from another run's weights, it does not resume it.
+  """
+  where = f'config.init_from={config.init_from!r}'
+  try:
+    source = inference.load_config(config.init_from)
+  except WorkdirError as e:
+    raise ConfigError(f'{where}: {e}') from None
+  ours, theirs = checkpointing.run_record(config), checkpointing.run_record(source)
+  diffs = [f'{k}: that run has {theirs[k]}, this config {v}'
+           for k, v in ours.items() if k != 'optimizer' and theirs[k] != v]
+  if diffs:
+    raise ConfigError(f'{where} holds another model ({"; ".join(diffs)})')
+  try:
+    weights, step = inference.restore_state(source, config.init_from, config.init_checkpoint)
+  except CheckpointError as e:
+    raise ConfigError(f'{where}: {e}') from None
+  logging.info('Initialised from %s, checkpoint %s (step %d)', config.init_from,
+               config.init_checkpoint, step)
+  return state.replace(params=weights.params, batch_stats=weights.batch_stats)
+
+
 def _check_finite(sums: dict[str, np.ndarray], step: int, policy: str,
                   last_checkpoint: int | None) -> None:
   if not sums['nonfinite']:
@@ -259,6 +281,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if restored is not None:
     state = restored
     logging.info('Resuming training from step %d', int(state.step))
+  elif config.init_from:
+    state = jax.device_put(initialize_from(state, config), replicated)
   start_step = int(state.step)
 
   data_sharding = parallel.batch_sharding(mesh)
