@@ -9,8 +9,8 @@ from etils import epath
 
 from configs import default
 from unet_jax import checkpointing, models, optim
-from unet_jax.train_state import TrainState, create_train_state
 from unet_jax.errors import CheckpointError, WorkdirError
+from unet_jax.train_state import TrainState, create_train_state
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:

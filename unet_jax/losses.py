@@ -72,7 +72,6 @@ def median_frequency_weights(masks: np.ndarray, num_classes: int) -> np.ndarray:
   return weights
 
 
-
 def _descending_order(errors: jax.Array) -> jax.Array:
   """Per row of (C, N) errors in [0, 1], the column indices by decreasing error.
 
