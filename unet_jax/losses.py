@@ -30,6 +30,11 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array,
   return jnp.sum(losses * weights), jnp.sum(weights)
 
 
+def _mean_where(values: jax.Array, keep: jax.Array) -> jax.Array:
+  """Mean of `values` where `keep` is set; 0 where nothing is kept."""
+  return jnp.sum(jnp.where(keep, values, 0.0)) / jnp.maximum(jnp.sum(keep), 1)
+
+
 def soft_dice(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> jax.Array:
   """1 - mean soft Dice over the classes present in the batch's labels (scalar, float32).
 
@@ -45,8 +50,7 @@ def soft_dice(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> jax.Arra
   overlap = jnp.sum(probs * onehot, axes)
   truth = jnp.sum(onehot, axes)
   dice = (2 * overlap + 1.0) / (jnp.sum(probs, axes) + truth + 1.0)
-  present = truth > 0
-  return 1.0 - jnp.sum(jnp.where(present, dice, 0.0)) / jnp.maximum(jnp.sum(present), 1)
+  return 1.0 - _mean_where(dice, truth > 0)
 
 
 CLASS_WEIGHTINGS = ('none', 'median_frequency')
@@ -108,8 +112,7 @@ def lovasz_softmax(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> jax
   per_image = jax.vmap(_lovasz_softmax_image)(
       logits.reshape(batch, -1, logits.shape[-1]), labels.reshape(batch, -1),
       mask.reshape(batch, -1))
-  has_pixels = jnp.any(mask.reshape(batch, -1), axis=1)
-  return jnp.sum(jnp.where(has_pixels, per_image, 0.0)) / jnp.maximum(jnp.sum(has_pixels), 1)
+  return _mean_where(per_image, jnp.any(mask.reshape(batch, -1), axis=1))
 
 
 def _lovasz_softmax_image(logits: jax.Array, labels: jax.Array, valid: jax.Array) -> jax.Array:
@@ -130,5 +133,4 @@ def _lovasz_softmax_image(logits: jax.Array, labels: jax.Array, valid: jax.Array
   # The extension's weights: increments of the Jaccard loss along the sorted errors.
   weights = jnp.concatenate([jaccard[:, :1], jnp.diff(jaccard, axis=1)], axis=1)
   per_class = jnp.sum(errors_sorted * jax.lax.stop_gradient(weights), axis=1)
-  present = total[:, 0] > 0
-  return jnp.sum(jnp.where(present, per_class, 0.0)) / jnp.maximum(jnp.sum(present), 1)
+  return _mean_where(per_class, total[:, 0] > 0)
