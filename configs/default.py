@@ -25,6 +25,7 @@ def lab_model() -> ml_collections.ConfigDict:
       pool_impl='reshape',             # reshape + max (fast, same result) | xla (nn.max_pool)
       dtype='float32',                 # compute: float32 | bfloat16 (params, loss, metrics stay float32)
       remat=False,                     # recompute conv blocks in the backward pass (large inputs)
+      input_scale=1.0,                 # convs run on the image resized by this; logits at input size
   ))
 
 

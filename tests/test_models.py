@@ -40,6 +40,44 @@ def test_bad_input_size_is_a_clear_error(size):
     model.init(jax.random.key(0), jnp.zeros((1, *size, 3)))
 
 
+def test_input_scale_runs_the_same_weights_at_a_larger_size():
+  cfg = default.lab_model()
+  cfg.update(widths=(8, 16, 16), dropout=(0.0, 0.0, 0.0))
+  plain = models.create_model(cfg, num_classes=5)
+  cfg.input_scale = 1.5
+  scaled = models.create_model(cfg, num_classes=5)
+  x = jax.random.uniform(jax.random.key(1), (2, 16, 24, 3))
+  variables = plain.init(jax.random.key(0), x)
+  # The same parameters: a U-Net's weights do not depend on its input size.
+  assert jax.tree.structure(scaled.init(jax.random.key(0), x)) == jax.tree.structure(variables)
+  out = scaled.apply(variables, x)
+  assert out.shape == (2, 16, 24, 5) and out.dtype == jnp.float32
+  # What it computes: the plain model on the 24x36 image, logits resized back.
+  big = jax.image.resize(x, (2, 24, 36, 3), 'linear')
+  expected = jax.image.resize(plain.apply(variables, big), (2, 16, 24, 5), 'linear')
+  np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+  assert not np.allclose(out, plain.apply(variables, x), atol=1e-3)
+
+
+@pytest.mark.parametrize('scale, multiple', [(1.0, 16), (2.0, 8), (1.5, 32), (0.5, 32)])
+def test_input_multiple_accounts_for_input_scale(scale, multiple):
+  cfg = default.lab_model()
+  cfg.input_scale = scale
+  model = models.create_model(cfg, num_classes=23)
+  assert model.input_multiple == multiple
+  model.check_input_shape((1, multiple, 2 * multiple, 3))  # fits
+  if multiple > 1:
+    with pytest.raises(ConfigError, match=f'divisible by {multiple}'):
+      model.check_input_shape((1, multiple + multiple // 2, 2 * multiple, 3))
+
+
+def test_input_scale_that_leaves_fractional_pixels_is_a_clear_error():
+  cfg = default.lab_model()
+  cfg.input_scale = 1.3
+  with pytest.raises(ConfigError, match=r'model.input_scale=1.3 .* whole pixels'):
+    models.create_model(cfg, num_classes=23).check_input_shape((1, 96, 128, 3))
+
+
 @pytest.mark.parametrize('norm', ['none', 'batch', 'group'])
 @pytest.mark.parametrize('upsample', ['transpose', 'resize'])
 def test_variants_build_and_train_mode_differs(norm, upsample):

@@ -8,7 +8,9 @@ resize + conv, and a 3x3 conv + 1x1 conv head. The `lab` preset in
 23 classes).
 """
 
+import fractions
 import itertools
+import math
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -70,23 +72,42 @@ class UNet(nn.Module):
   pool_impl: str = 'reshape'
   dtype: Dtype = jnp.float32
   remat: bool = False  # recompute block activations in the backward pass: less memory
+  input_scale: float = 1.0  # run the U-Net on the image resized by this; logits come back at H x W
 
   @property
   def depth(self) -> int:
     return len(self.widths) - 1
 
+  def working_size(self, h: int, w: int) -> tuple[int, int]:
+    """(H, W) the convolutions see: the input's, times `input_scale`."""
+    sh, sw = h * self.input_scale, w * self.input_scale
+    if self.input_scale <= 0 or sh != int(sh) or sw != int(sw):
+      raise ConfigError(f'model.input_scale={self.input_scale} must be > 0 and turn the '
+                        f'input size {h}x{w} into whole pixels, got {sh}x{sw}')
+    return int(sh), int(sw)
+
+  @property
+  def input_multiple(self) -> int:
+    """The smallest m such that inputs whose sides are multiples of m can be used."""
+    scale = fractions.Fraction(self.input_scale).limit_denominator(1000)
+    stride = 2 ** self.depth * scale.denominator
+    return stride // math.gcd(stride, scale.numerator)
+
   def check_input_shape(self, shape: Sequence[int]) -> None:
-    """Raises a ValueError naming the problem if `shape` (N,H,W,C) can't be used."""
+    """Raises a ConfigError naming the problem if `shape` (N,H,W,C) can't be used."""
     if len(shape) != 4:
       raise ConfigError(f'UNet expects NHWC images, got shape {tuple(shape)}')
-    multiple = 2 ** self.depth
     h, w = shape[1], shape[2]
-    if h % multiple or w % multiple:
+    sh, sw = self.working_size(h, w)
+    stride = 2 ** self.depth
+    if sh % stride or sw % stride:
+      m = self.input_multiple
+      scaled = (f' (scaled by model.input_scale={self.input_scale}: {sh}x{sw})'
+                if self.input_scale != 1 else '')
       raise ConfigError(
-          f'input size {h}x{w} is not a multiple of 2**depth = {multiple} '
+          f'input size {h}x{w}{scaled} is not a multiple of 2**depth = {stride} '
           f'(depth {self.depth} from {len(self.widths)} widths); choose an '
-          f'image size divisible by {multiple}, e.g. '
-          f'{h // multiple * multiple or multiple}x{w // multiple * multiple or multiple}')
+          f'image size divisible by {m}, e.g. {h // m * m or m}x{w // m * m or m}')
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
@@ -101,6 +122,10 @@ class UNet(nn.Module):
     x = images
     if jnp.issubdtype(x.dtype, jnp.integer):
       x = x.astype(jnp.float32) / 255.0
+    n, h, w, _ = x.shape
+    if self.input_scale != 1:
+      # More pixels for thin classes (poles, fences) than the input has.
+      x = jax.image.resize(x, (n, *self.working_size(h, w), x.shape[-1]), 'linear')
     x = x.astype(self.dtype)
     # `train` (argument 2 counting self) is a Python bool: static under remat.
     block_cls = nn.remat(ConvBlock, static_argnums=(2,)) if self.remat else ConvBlock
@@ -132,8 +157,10 @@ class UNet(nn.Module):
     x = nn.Conv(self.widths[0], (3, 3), padding='SAME', dtype=self.dtype,
                 kernel_init=nn.initializers.he_normal())(x)
     x = nn.relu(x)
-    logits = nn.Conv(self.num_classes, (1, 1), dtype=self.dtype)(x)
-    return logits.astype(jnp.float32)
+    logits = nn.Conv(self.num_classes, (1, 1), dtype=self.dtype)(x).astype(jnp.float32)
+    if self.input_scale != 1:
+      logits = jax.image.resize(logits, (n, h, w, self.num_classes), 'linear')
+    return logits
 
 
 def level_widths(model_config: ml_collections.ConfigDict) -> tuple[int, ...]:
@@ -159,4 +186,5 @@ def create_model(model_config: ml_collections.ConfigDict, num_classes: int) -> U
       upconv_impl=model_config.upconv_impl,
       pool_impl=model_config.pool_impl,
       dtype=dtypes[model_config.dtype],
-      remat=model_config.remat)
+      remat=model_config.remat,
+      input_scale=model_config.input_scale)

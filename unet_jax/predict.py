@@ -96,7 +96,7 @@ def predict_files(config: ml_collections.ConfigDict, workdir: str, input_spec: s
   paths = expand_inputs(input_spec)
   state, step = inference.restore_state(config, workdir, checkpoint)
   predict = lambda images: np.asarray(train.predict_classes(state, images))
-  multiple = 2 ** (len(models.level_widths(config.model)) - 1)
+  multiple = models.create_model(config.model, config.data.num_classes).input_multiple
   out = epath.Path(output_dir)
   failed: list[str] = []
   written = 0
