@@ -3,7 +3,8 @@
 `UNet` generalises the lab's Keras model: `len(widths)` levels (depth =
 `len(widths) - 1` down steps), `convs_per_block` 3x3 ReLU convs per block,
 optional normalization, dropout per level, upsampling by transposed conv or
-resize + conv, and a 3x3 conv + 1x1 conv head. The `lab` preset in
+resize + conv, a 3x3 conv + 1x1 conv head, and optionally an internal
+resize of the input (`input_scale`). The `lab` preset in
 `configs/default.py` reproduces the lab model exactly (8,640,471 parameters at
 23 classes).
 """
@@ -58,8 +59,11 @@ class UNet(nn.Module):
   """U-Net mapping (N, H, W, 3) images to (N, H, W, num_classes) float32 logits.
 
   Integer (uint8) images are scaled to [0, 1] inside the model, so callers
-  and exported functions feed raw pixels. H and W must be multiples of
-  2**depth; other sizes raise a ValueError when the model is built.
+  and exported functions feed raw pixels. With `input_scale` != 1 the
+  convolutions run on the image resized by that factor and the logits are
+  resized back to H x W. H and W must be multiples of `input_multiple`
+  (2**depth at scale 1); other sizes raise a ConfigError (a ValueError) when
+  the model is built.
   """
   num_classes: int
   widths: Sequence[int] = (32, 64, 128, 256, 512)
