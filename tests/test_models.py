@@ -71,6 +71,17 @@ def test_input_multiple_accounts_for_input_scale(scale, multiple):
       model.check_input_shape((1, multiple + multiple // 2, 2 * multiple, 3))
 
 
+@pytest.mark.parametrize('scale', [1.1, 0.7, 1.3])
+def test_every_multiple_of_input_multiple_fits(scale):
+  # The scale is taken exactly: 800 x 1.1 must be 880 pixels, not a float just above.
+  cfg = default.lab_model()
+  cfg.input_scale = scale
+  model = models.create_model(cfg, num_classes=23)
+  m = model.input_multiple
+  for i in range(1, 20):
+    model.check_input_shape((1, i * m, m, 3))
+
+
 def test_input_scale_that_leaves_fractional_pixels_is_a_clear_error():
   cfg = default.lab_model()
   cfg.input_scale = 1.3

@@ -82,20 +82,24 @@ class UNet(nn.Module):
   def depth(self) -> int:
     return len(self.widths) - 1
 
+  @property
+  def _scale(self) -> fractions.Fraction:
+    # Exact, so that 800 * 1.1 is 880 pixels, not 880.0000000000001.
+    return fractions.Fraction(self.input_scale).limit_denominator(1000)
+
   def working_size(self, h: int, w: int) -> tuple[int, int]:
     """(H, W) the convolutions see: the input's, times `input_scale`."""
-    sh, sw = h * self.input_scale, w * self.input_scale
-    if self.input_scale <= 0 or sh != int(sh) or sw != int(sw):
+    sh, sw = h * self._scale, w * self._scale
+    if self._scale <= 0 or sh.denominator != 1 or sw.denominator != 1:
       raise ConfigError(f'model.input_scale={self.input_scale} must be > 0 and turn the '
-                        f'input size {h}x{w} into whole pixels, got {sh}x{sw}')
+                        f'input size {h}x{w} into whole pixels, got {float(sh):g}x{float(sw):g}')
     return int(sh), int(sw)
 
   @property
   def input_multiple(self) -> int:
     """The smallest m such that inputs whose sides are multiples of m can be used."""
-    scale = fractions.Fraction(self.input_scale).limit_denominator(1000)
-    stride = 2 ** self.depth * scale.denominator
-    return stride // math.gcd(stride, scale.numerator)
+    stride = 2 ** self.depth * self._scale.denominator
+    return stride // math.gcd(stride, self._scale.numerator)
 
   def check_input_shape(self, shape: Sequence[int]) -> None:
     """Raises a ConfigError naming the problem if `shape` (N,H,W,C) can't be used."""
