@@ -1,7 +1,7 @@
 """Entry point: train, evaluate, predict with or export a U-Net.
 
   python main.py --config=configs/synthetic.py --workdir=/tmp/run       # train (resumes)
-  python main.py --mode=eval --workdir=/tmp/run [--checkpoint=best] [--split=validation | --data_dir=DIR] [--hflip]
+  python main.py --mode=eval --workdir=/tmp/run [--checkpoint=best] [--split=validation | --data_dir=DIR] [--hflip] [--input_scales=1.5,2]
   python main.py --mode=predict --workdir=/tmp/run --input='photos/*.png' --output_dir=/tmp/pred
   python main.py --mode=export --workdir=/tmp/run [--output_dir=/tmp/model]
 
@@ -24,6 +24,8 @@ flags.DEFINE_string('split', 'validation', 'eval: split of the configured datase
 flags.DEFINE_string('data_dir', '', 'eval: a folder in the lab layout to score instead.')
 flags.DEFINE_bool('hflip', False, 'eval: average each frame\'s prediction with its mirror\'s '
                   '(sets config.eval_hflip).')
+flags.DEFINE_list('input_scales', [], 'eval: also average over the model run at each of these '
+                  'model.input_scale values, e.g. 1.5,2 (sets config.eval_input_scales).')
 flags.DEFINE_string('input', '', 'predict: an image file, a folder or a glob.')
 flags.DEFINE_string('mask_dir', '', 'predict: folder of true masks with the same names.')
 flags.DEFINE_enum('size_mode', 'resize', ['resize', 'pad'],
@@ -55,6 +57,8 @@ def _run(config, errors) -> int:
   if FLAGS.mode == 'eval':
     if FLAGS.hflip:
       config.eval_hflip = True
+    if FLAGS.input_scales:
+      config.eval_input_scales = tuple(_floats('--input_scales', FLAGS.input_scales, errors))
     evaluate.evaluate_checkpoint(config, FLAGS.workdir, checkpoint=FLAGS.checkpoint,
                                  split=FLAGS.split, data_dir=FLAGS.data_dir,
                                  output_dir=FLAGS.output_dir)
@@ -69,6 +73,14 @@ def _run(config, errors) -> int:
     export.export_checkpoint(config, FLAGS.workdir, FLAGS.output_dir,
                              checkpoint=FLAGS.checkpoint, platforms=tuple(FLAGS.platforms))
   return 0
+
+
+def _floats(flag: str, values: list[str], errors) -> list[float]:
+  try:
+    return [float(v) for v in values]
+  except ValueError:
+    raise errors.ConfigError(f'{flag} must be numbers separated by commas, got '
+                             f'{",".join(values)!r}') from None
 
 
 def main(argv):

@@ -89,9 +89,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.init_from = ''          # workdir of a finished run with the same model
   config.init_checkpoint = 'latest'  # of that run: latest | best | a step
 
+  config.train_input_scales = ()  # training: each step runs at one of these input_scales; () = model's
   config.batch_size = 32      # global, over all devices and hosts
   config.eval_batch_size = 32
   config.eval_hflip = False    # evaluation: average the predictions of each frame and its mirror
+  config.eval_input_scales = ()  # evaluation: mean prediction over these input_scales; () = model's
   config.num_epochs = 40.0
   config.num_train_steps = -1  # > 0 overrides num_epochs
   config.log_every_steps = 20

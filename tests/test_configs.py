@@ -8,7 +8,7 @@ import ml_collections
 import pytest
 
 from conftest import REPO
-from unet_jax import models
+from unet_jax import models, train
 
 RUN_CONFIGS = sorted(p.stem for p in (REPO / 'configs').glob('*.py')
                      if p.stem not in ('__init__', 'default'))
@@ -31,3 +31,7 @@ def test_config_builds_and_documents_its_command(name):
   shapes = jax.eval_shape(lambda x: model.init_with_output(jax.random.key(0), x), images)
   logits = shapes[0]
   assert logits.shape == (1, height, width, config.data.num_classes)
+  # Its training and evaluation scales fit its frames (raises ConfigError otherwise).
+  assert len(train.models_at_scales(config, config.train_input_scales, 'train')) == len(
+      config.train_input_scales)
+  assert len(train.eval_models(config)) == len(config.eval_input_scales)

@@ -63,3 +63,44 @@ def test_main_rejects_unknown_config_keys(tmp_path):
       text=True, timeout=300)
   assert result.returncode != 0
   assert 'widthz' in result.stderr
+
+
+def test_train_input_scales_are_drawn_per_step_from_the_seed(config):
+  config.train_input_scales = (1.0, 1.5, 2.0)
+  draws = [train.train_scale_index(config, step) for step in range(1, 61)]
+  assert draws == [train.train_scale_index(config, step) for step in range(1, 61)]
+  assert set(draws) == {0, 1, 2}
+  config.seed = 1
+  assert draws != [train.train_scale_index(config, step) for step in range(1, 61)]
+  config.train_input_scales = (2.0,)
+  assert {train.train_scale_index(config, step) for step in range(1, 20)} == {0}
+
+
+def test_multiscale_training_resumes_exactly_and_differs_from_one_scale(config, tmp_path):
+  config.train_input_scales = (1.0, 2.0)
+  config.num_train_steps = 6
+  straight = tmp_path / 'straight'
+  train.train_and_evaluate(config, str(straight))
+  config.num_train_steps = 3
+  train.train_and_evaluate(config, str(tmp_path / 'resumed'))
+  config.num_train_steps = 6
+  train.train_and_evaluate(config, str(tmp_path / 'resumed'))
+  # The resumed run drew the same scale at every step as the uninterrupted one...
+  assert_trees_bitwise_equal(restore_checkpoint(tmp_path / 'resumed', 6)['params'],
+                             restore_checkpoint(straight, 6)['params'])
+  # ...and the scales changed what was learned (steps 1-6 draw both scales).
+  assert {train.train_scale_index(config, s) for s in range(1, 7)} == {0, 1}
+  config.train_input_scales = ()
+  train.train_and_evaluate(config, str(tmp_path / 'one_scale'))
+  one = restore_checkpoint(tmp_path / 'one_scale', 6)['params']
+  multi = restore_checkpoint(straight, 6)['params']
+  assert max(float(np.abs(a - b).max()) for a, b in
+             zip(jax.tree.leaves(one), jax.tree.leaves(multi))) > 1e-6
+
+
+def test_train_input_scale_that_does_not_fit_fails_before_any_work(config, tmp_path):
+  config.train_input_scales = (1.0, 1.1)  # 32x48 x 1.1: fractional pixels
+  with pytest.raises(errors.ConfigError,
+                     match='config.train_input_scales entry 1.1 does not fit 32x48'):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert not (tmp_path / 'run').exists()

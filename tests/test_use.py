@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import tiny_config
+from conftest import REPO, subprocess_env, tiny_config
 from unet_jax import (errors, evaluate, export, inference, lab_data, models, optim, predict,
                       reports, train, visualize)
 
@@ -210,3 +210,49 @@ def test_eval_hflip_is_mirror_equivariant_and_scores_in_eval_mode(trained, tmp_p
   summary = evaluate.evaluate_checkpoint(config, str(workdir), output_dir=str(tmp_path))
   assert json.loads((tmp_path / 'metrics.json').read_text())['hflip'] is True
   assert 0.0 <= summary['mean_iou'] <= 1.0
+
+
+def _log_mean_softmax(logits):
+  probs = np.exp(np.asarray(jax.nn.log_softmax(np.stack(logits).astype(np.float64))))
+  return np.log(probs.mean(0))
+
+
+def test_eval_input_scales_average_one_view_per_scale(trained, tmp_path):
+  config, workdir = trained
+  state, _ = inference.restore_state(config, str(workdir), 'latest')
+  h, w = config.data.image_size
+  images = np.random.default_rng(4).integers(0, 255, (2, h, w, 3), dtype=np.uint8)
+  config = config.copy_and_resolve_references()
+  config.eval_input_scales = (1.0, 2.0)
+  at_1, at_2 = train.eval_models(config)
+  assert (at_1.input_scale, at_2.input_scale) == (1.0, 2.0)
+  single = [np.asarray(train.eval_logits(state, images, False, (m,))) for m in (at_1, at_2)]
+  # Scale 1 is the trained model itself; scale 2 is another view (so the mean below is not
+  # the mean of two equal things).
+  np.testing.assert_allclose(single[0], train.eval_logits(state, images, False), atol=1e-5)
+  assert np.abs(single[1] - single[0]).max() > 1e-3
+  both = np.asarray(train.eval_logits(state, images, False, (at_1, at_2)))
+  np.testing.assert_allclose(both, _log_mean_softmax(single), atol=1e-4)
+  # With mirroring: four views, the mirror of each scale's.
+  mirrored = [np.asarray(train.eval_logits(state, images[:, :, ::-1], False, (m,)))[:, :, ::-1]
+              for m in (at_1, at_2)]
+  np.testing.assert_allclose(train.eval_logits(state, images, True, (at_1, at_2)),
+                             _log_mean_softmax(single + mirrored), atol=1e-4)
+
+  config.eval_hflip = True
+  evaluate.evaluate_checkpoint(config, str(workdir), output_dir=str(tmp_path))
+  saved = json.loads((tmp_path / 'metrics.json').read_text())
+  assert saved['input_scales'] == [1.0, 2.0] and saved['hflip'] is True
+
+
+def test_eval_input_scales_that_do_not_fit_are_named(trained):
+  config, workdir = trained
+  config = config.copy_and_resolve_references()
+  config.eval_input_scales = (2.0, 1.1)  # 32x48 frames x 1.1: fractional pixels
+  with pytest.raises(errors.ConfigError, match='eval_input_scales entry 1.1 does not fit 32x48'):
+    train.eval_models(config)
+  result = subprocess.run([sys.executable, 'main.py', '--mode=eval', f'--workdir={workdir}',
+                           '--input_scales=2,x'], cwd=REPO, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode != 0
+  assert "--input_scales must be numbers separated by commas, got '2,x'" in result.stderr

@@ -31,11 +31,14 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
   state = jax.device_put(state, parallel.replicated(mesh))
   summary, cm = train.evaluate(train.make_eval_fn(config, mesh), state, data, config,
                                parallel.batch_sharding(mesh))
-  tta = '-hflip' if config.eval_hflip else ''
+  scales = [float(s) for s in config.eval_input_scales]
+  tta = ('-hflip' if config.eval_hflip else '') + (
+      '-scales' + '+'.join(f'{s:g}' for s in scales) if scales else '')
   out = epath.Path(output_dir or
                    epath.Path(workdir) / 'eval' / f'{checkpoint}-step{step}-{source}{tta}')
   header = {'checkpoint': checkpoint, 'step': step, 'data': data_dir or split,
             'hflip': bool(config.eval_hflip),
+            'input_scales': scales or [float(config.model.input_scale)],
             'frames': data.num_global}
   if jax.process_index() == 0:
     reports.write_eval_report(out, cm, config.data.class_names, header)

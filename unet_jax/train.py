@@ -9,6 +9,7 @@ evaluation, logging and checkpoints.
 import functools
 import json
 import math
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -43,8 +44,10 @@ def _pixel_mask(config: ml_collections.ConfigDict, batch: dict[str, jax.Array]) 
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], *, config: ml_collections.ConfigDict,
-               dropout_key: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+               dropout_key: jax.Array, apply_fn=None) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimizer step on a global batch; returns summed (not averaged) metrics.
+
+  `apply_fn` (default: the state's) runs the model, e.g. at another input scale.
 
   An update whose loss or gradient is not finite is never applied: the step
   counter advances but parameters and optimizer state stay as they were, and
@@ -56,7 +59,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, config: ml_col
 
   def loss_fn(params):
     variables = {'params': params, 'batch_stats': state.batch_stats}
-    logits, updates = state.apply_fn(variables, batch['image'], train=True,
+    logits, updates = (apply_fn or state.apply_fn)(variables, batch['image'], train=True,
                                      rngs={'dropout': rng}, mutable=['batch_stats'])
     loss_sum, weight_sum = losses.cross_entropy(logits, batch['label'], mask,
                                                 config.loss.class_weights)
@@ -92,27 +95,70 @@ def _accumulate(total: dict[str, jax.Array] | None,
           for k, v in step_metrics.items()}
 
 
-def eval_logits(state: TrainState, images: jax.Array, hflip: bool) -> jax.Array:
-  """Eval-mode logits; with `hflip`, log of the mean softmax of the frame and its mirror.
+def models_at_scales(config: ml_collections.ConfigDict, scales: Sequence[float],
+                     option: str) -> tuple[models.UNet, ...]:
+  """The configured model once per entry of `scales`, run at that `input_scale`.
 
-  Test-time mirroring: driving scenes are left-right symmetric (training flips
-  them too), so the mirror view is a second, partly independent guess. It
-  doubles the cost of evaluation (on carla_plus_wide: +0.1 mIoU points).
+  `input_scale` changes no parameter shape, so one set of weights runs at every
+  scale. `option` names the config field in errors.
   """
-  logits = state.apply_fn(state.variables, images, train=False)
-  if not hflip:
-    return logits
-  mirrored = state.apply_fn(state.variables, images[:, :, ::-1], train=False)[:, :, ::-1]
-  # log((softmax(a) + softmax(b)) / 2), without underflow to log(0).
-  return jnp.logaddexp(jax.nn.log_softmax(logits.astype(jnp.float32)),
-                       jax.nn.log_softmax(mirrored.astype(jnp.float32))) - jnp.log(2.0)
+  scaled = []
+  h, w = config.data.image_size
+  for scale in scales:
+    model_config = config.model.copy_and_resolve_references()
+    model_config.input_scale = float(scale)
+    model = models.create_model(model_config, config.data.num_classes)
+    try:
+      model.check_input_shape((1, h, w, 3))
+    except ConfigError as e:
+      raise ConfigError(f'{option} entry {scale} does not fit {h}x{w} frames: {e}') from None
+    scaled.append(model)
+  return tuple(scaled)
+
+
+def eval_models(config: ml_collections.ConfigDict) -> tuple[models.UNet, ...]:
+  """One model per `config.eval_input_scales` entry (test-time multi-scale); may be empty."""
+  return models_at_scales(config, config.eval_input_scales, 'config.eval_input_scales')
+
+
+def train_scale_index(config: ml_collections.ConfigDict, step: int) -> int:
+  """Which `config.train_input_scales` entry trains `step`: drawn from (seed, step) alone.
+
+  A resumed run draws the same scales; every process draws the same one.
+  """
+  count = len(config.train_input_scales)
+  return int(np.random.default_rng([config.seed, step]).integers(count)) if count > 1 else 0
+
+
+def eval_logits(state: TrainState, images: jax.Array, hflip: bool,
+                scaled_models: Sequence[models.UNet] = ()) -> jax.Array:
+  """Eval-mode logits; with several views, log of the mean of their softmaxes.
+
+  The views: the state's model (or each of `scaled_models`, see `eval_models`),
+  each also mirrored with `hflip`. Driving scenes are left-right symmetric
+  (training flips them too), so a mirror view is a second, partly independent
+  guess; other input scales see thin objects at other sizes. Each view costs
+  one forward pass (mirroring on carla_plus_wide: +0.1 mIoU points).
+  """
+  applies = [m.apply for m in scaled_models] or [state.apply_fn]
+  views = []
+  for apply in applies:
+    views.append(apply(state.variables, images, train=False))
+    if hflip:
+      views.append(apply(state.variables, images[:, :, ::-1], train=False)[:, :, ::-1])
+  if len(views) == 1:
+    return views[0]
+  # log(mean(softmax)), without underflow to log(0).
+  log_probs = jnp.stack([jax.nn.log_softmax(v.astype(jnp.float32)) for v in views])
+  return jax.nn.logsumexp(log_probs, axis=0) - jnp.log(float(len(views)))
 
 
 def eval_step(state: TrainState, batch: dict[str, jax.Array], *,
-              config: ml_collections.ConfigDict) -> dict[str, jax.Array]:
+              config: ml_collections.ConfigDict,
+              scaled_models: Sequence[models.UNet] = ()) -> dict[str, jax.Array]:
   """Confusion matrix and loss sums of one (possibly padded) batch."""
   mask = _pixel_mask(config, batch)
-  logits = eval_logits(state, batch['image'], config.eval_hflip)
+  logits = eval_logits(state, batch['image'], config.eval_hflip, scaled_models)
   loss_sum, weight_sum = losses.cross_entropy(logits, batch['label'], mask,
                                               config.loss.class_weights)
   cm = metrics.confusion_matrix(batch['label'], jnp.argmax(logits, -1), mask,
@@ -122,7 +168,8 @@ def eval_step(state: TrainState, batch: dict[str, jax.Array], *,
 
 def make_eval_fn(config: ml_collections.ConfigDict, mesh):
   """`eval_step` compiled for a replicated state and a batch split over `mesh`."""
-  return jax.jit(functools.partial(eval_step, config=config),
+  # Built here, not in the step: a scale that does not fit fails before any work.
+  return jax.jit(functools.partial(eval_step, config=config, scaled_models=eval_models(config)),
                  in_shardings=(parallel.replicated(mesh), parallel.batch_sharding(mesh)),
                  out_shardings=parallel.replicated(mesh))
 
@@ -250,6 +297,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                       f'got {config.nonfinite!r}')
   model = models.create_model(config.model, config.data.num_classes)
   model.check_input_shape((1, *config.data.image_size, 3))
+  # One model per training scale (multi-scale training), checked before any work.
+  train_models = models_at_scales(config, config.train_input_scales,
+                                  'config.train_input_scales') or (model,)
   parallel.check_batch_size(config.batch_size)
   parallel.check_batch_size(config.eval_batch_size, 'eval_batch_size')
   workdir = prepare_workdir(config, workdir)
@@ -288,9 +338,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   start_step = int(state.step)
 
   data_sharding = parallel.batch_sharding(mesh)
-  p_train_step = jax.jit(
-      functools.partial(train_step, config=config, dropout_key=dropout_key),
+  # One compiled step per training scale, each compiled when first drawn.
+  p_train_steps = [jax.jit(
+      functools.partial(train_step, config=config, dropout_key=dropout_key, apply_fn=m.apply),
       in_shardings=(replicated, data_sharding), out_shardings=replicated, donate_argnums=0)
+                   for m in train_models]
   p_eval_step = make_eval_fn(config, mesh)
 
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
@@ -304,7 +356,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     with metric_writers.ensure_flushes(writer), preemption.StopRequest() as stop:
       for step in range(start_step + 1, total_steps + 1):
         with jax.profiler.StepTraceAnnotation('train', step_num=step):
-          state, step_metrics = p_train_step(state, next(device_batches))
+          state, step_metrics = p_train_steps[train_scale_index(config, step)](
+              state, next(device_batches))
         # Sums stay on device; the host reads them every log_every_steps.
         train_sums = _accumulate(train_sums, step_metrics)
         if jax.process_index() == 0:
