@@ -8,11 +8,11 @@ import sys
 from conftest import REPO, subprocess_env
 
 
-def _run_dir(tmp_path, name, ious, step, mean_iou=0.5):
+def _run_dir(tmp_path, name, ious, step, mean_iou=0.5, **more):
   workdir = tmp_path / name
   workdir.mkdir()
   results = {'step': step, 'pixel_accuracy': 0.9, 'mean_iou': mean_iou,
-             'mean_dice': 0.5, 'fw_iou': 0.8, 'iou/Never': math.nan}
+             'mean_dice': 0.5, 'fw_iou': 0.8, 'iou/Never': math.nan, **more}
   results.update({f'iou/{k}': v for k, v in ious.items()})
   (workdir / 'eval_results.json').write_text(json.dumps(results))
   return str(workdir)
@@ -25,7 +25,8 @@ def _compare(*args):
 
 def test_table_has_a_column_per_run_and_a_row_per_class(tmp_path):
   a = _run_dir(tmp_path, 'a', {'Road': 0.9, 'Pole': math.nan}, 100, mean_iou=0.45)
-  b = _run_dir(tmp_path, 'b', {'Road': 0.95, 'Pole': 0.125}, 200, mean_iou=0.5375)
+  b = _run_dir(tmp_path, 'b', {'Road': 0.95, 'Pole': 0.125}, 200, mean_iou=0.5375,
+               mean_iou_truth=0.95)
   out = tmp_path / 'table.md'
   result = _compare(a, b, '--names=lab,plus', f'--out={out}')
   assert result.returncode == 0, result.stderr
@@ -35,6 +36,8 @@ def test_table_has_a_column_per_run_and_a_row_per_class(tmp_path):
   assert '| Pole | - | 0.125 |' in lines  # absent from run a's evaluation
   assert not any(line.startswith('| Never') for line in lines)  # absent from every run
   assert '| **mean IoU** | 0.4500 | 0.5375 |' in lines
+  # Run a's results predate mean_iou_truth: shown as missing, not as an error.
+  assert '| mean IoU over the classes in the truth | - | 0.9500 |' in lines
   assert lines[-1] == '| step evaluated | 100 | 200 |'
   assert out.read_text() == result.stdout
 

@@ -160,6 +160,8 @@ def test_summary_leaves_out_classes_absent_from_truth_and_prediction():
     assert s[f'iou/{name}'] == pytest.approx(value)
   assert np.isnan(s['iou/d']) and np.isnan(s['iou/e'])
   assert s['mean_iou'] == pytest.approx(np.mean(list(iou.values())))
+  # Class c, only predicted, counts in mean_iou but not in the mean over the truth's classes.
+  assert s['mean_iou_truth'] == pytest.approx(np.mean([iou['a'], iou['b']]))
   assert s['num_present_classes'] == 3
   assert s['pixel_accuracy'] == pytest.approx(5 / 7)
 

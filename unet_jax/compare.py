@@ -25,7 +25,9 @@ flags.DEFINE_string('names', '', 'comma-separated column names (default: the wor
 flags.DEFINE_string('out', '', 'also write the table to this file')
 FLAGS = flags.FLAGS
 
-SUMMARY = (('mean_iou', '**mean IoU**'), ('pixel_accuracy', 'pixel accuracy'),
+SUMMARY = (('mean_iou', '**mean IoU**'),
+           ('mean_iou_truth', 'mean IoU over the classes in the truth'),
+           ('pixel_accuracy', 'pixel accuracy'),
            ('mean_dice', 'mean Dice'), ('fw_iou', 'frequency-weighted IoU'))
 
 
@@ -51,7 +53,9 @@ def table(results: Sequence[dict[str, float]], names: Sequence[str]) -> str:
       continue
     lines.append(f'| {name} | ' + ' | '.join(_cell(v, 3) for v in values) + ' |')
   for key, label in SUMMARY:
-    lines.append(f'| {label} | ' + ' | '.join(_cell(r[key], 4) for r in results) + ' |')
+    # Results written before a metric existed show '-' for it.
+    lines.append(f'| {label} | ' + ' | '.join(_cell(r.get(key, math.nan), 4) for r in results)
+                 + ' |')
   lines.append('| step evaluated | ' + ' | '.join(str(r['step']) for r in results) + ' |')
   return '\n'.join(lines)
 

@@ -56,6 +56,9 @@ def summarize(cm: np.ndarray, class_names: Sequence[str] | None = None) -> dict[
 
   A class counts as present when it occurs in the truth or the prediction;
   classes absent from both are left out of the means (never scored 0 or 1).
+  `mean_iou_truth` averages only the classes in the truth: a class that occurs
+  only in the prediction counts 0 in `mean_iou` (a few stray pixels of it move
+  that mean by 1/classes) and nothing here, so the two show such swings apart.
   Frequency-weighted IoU weights each class's IoU by its share of true pixels.
   """
   cm = np.asarray(cm, np.int64)
@@ -63,10 +66,12 @@ def summarize(cm: np.ndarray, class_names: Sequence[str] | None = None) -> dict[
   ious = iou_per_class(cm)
   dice = dice_per_class(cm)
   present = ~np.isnan(ious)
+  in_truth = cm.sum(1) > 0
   freq = cm.sum(1) / total if total else np.zeros(len(cm))
   out = {
       'pixel_accuracy': float(np.trace(cm) / total) if total else float('nan'),
       'mean_iou': float(ious[present].mean()) if present.any() else float('nan'),
+      'mean_iou_truth': float(ious[in_truth].mean()) if in_truth.any() else float('nan'),
       'mean_dice': float(dice[present].mean()) if present.any() else float('nan'),
       'fw_iou': float(np.nansum(freq * ious)) if total else float('nan'),
       'num_present_classes': float(present.sum()),

@@ -32,7 +32,8 @@ def _fmt(x: float) -> str:
 
 def markdown_table(summary: dict[str, float], rows: list[dict[str, Any]]) -> str:
   lines = ['| metric | value |', '|---|---|']
-  for key in ('pixel_accuracy', 'mean_iou', 'mean_dice', 'fw_iou', 'num_present_classes'):
+  for key in ('pixel_accuracy', 'mean_iou', 'mean_iou_truth', 'mean_dice', 'fw_iou',
+              'num_present_classes'):
     lines.append(f'| {key} | {_fmt(summary[key])} |')
   lines += ['', '| class | name | IoU | Dice | true pixels | predicted pixels |',
             '|---:|---|---:|---:|---:|---:|']
