@@ -24,8 +24,8 @@ flags.DEFINE_string('split', 'validation', 'eval: split of the configured datase
 flags.DEFINE_string('data_dir', '', 'eval: a folder in the lab layout to score instead.')
 flags.DEFINE_bool('hflip', False, 'eval: average each frame\'s prediction with its mirror\'s '
                   '(sets config.eval_hflip).')
-flags.DEFINE_list('input_scales', [], 'eval: also average over the model run at each of these '
-                  'model.input_scale values, e.g. 1.5,2 (sets config.eval_input_scales).')
+flags.DEFINE_list('input_scales', [], 'eval: average the predictions of the model run at each of '
+                  'these model.input_scale values, e.g. 1.5,2 (sets config.eval_input_scales).')
 flags.DEFINE_string('input', '', 'predict: an image file, a folder or a glob.')
 flags.DEFINE_string('mask_dir', '', 'predict: folder of true masks with the same names.')
 flags.DEFINE_enum('size_mode', 'resize', ['resize', 'pad'],

@@ -9,7 +9,8 @@ evaluation, logging and checkpoints.
 import functools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -44,7 +45,8 @@ def _pixel_mask(config: ml_collections.ConfigDict, batch: dict[str, jax.Array]) 
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], *, config: ml_collections.ConfigDict,
-               dropout_key: jax.Array, apply_fn=None) -> tuple[TrainState, dict[str, jax.Array]]:
+               dropout_key: jax.Array,
+               apply_fn: Callable[..., Any] | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimizer step on a global batch; returns summed (not averaged) metrics.
 
   `apply_fn` (default: the state's) runs the model, e.g. at another input scale.
@@ -57,10 +59,12 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, config: ml_col
   # Dropout noise is a function of (seed, step) alone: resuming replays it exactly.
   rng = jax.random.fold_in(dropout_key, state.step)
 
+  apply = apply_fn or state.apply_fn
+
   def loss_fn(params):
     variables = {'params': params, 'batch_stats': state.batch_stats}
-    logits, updates = (apply_fn or state.apply_fn)(variables, batch['image'], train=True,
-                                     rngs={'dropout': rng}, mutable=['batch_stats'])
+    logits, updates = apply(variables, batch['image'], train=True, rngs={'dropout': rng},
+                            mutable=['batch_stats'])
     loss_sum, weight_sum = losses.cross_entropy(logits, batch['label'], mask,
                                                 config.loss.class_weights)
     loss = loss_sum / jnp.maximum(weight_sum, 1e-12)
