@@ -245,6 +245,26 @@ def test_eval_input_scales_average_one_view_per_scale(trained, tmp_path):
   assert saved['input_scales'] == [1.0, 2.0] and saved['hflip'] is True
 
 
+def test_predict_averages_the_views_evaluation_averages(trained, tmp_path):
+  config, workdir = trained
+  config = config.copy_and_resolve_references()
+  config.eval_hflip = True
+  config.eval_input_scales = (1.0, 1.5)  # 1.5 needs sides that are multiples of 4 here
+  (tmp_path / 'in').mkdir()
+  odd = np.random.default_rng(5).integers(0, 255, (37, 53, 3), dtype=np.uint8)
+  Image.fromarray(odd).save(tmp_path / 'in' / 'odd.png')
+  counts = predict.predict_files(config, str(workdir), str(tmp_path / 'in'),
+                                 str(tmp_path / 'out'), size_mode='pad')
+  assert counts == {'written': 1, 'failed': 0}
+  padded, back = predict.to_model_input(odd, config.data.image_size, 'pad', 4)
+  assert padded.shape[:2] == (40, 56)
+  state, _ = inference.restore_state(config, str(workdir), 'latest')
+  logits = train.eval_logits(state, padded[None], True, train.eval_models(config))
+  expected = back(np.argmax(np.asarray(logits)[0], -1))
+  mask = np.asarray(Image.open(tmp_path / 'out' / 'masks' / 'odd.png'))[..., 0]
+  np.testing.assert_array_equal(mask, expected)
+
+
 def test_eval_input_scales_that_do_not_fit_are_named(trained):
   config, workdir = trained
   config = config.copy_and_resolve_references()

@@ -9,8 +9,11 @@ For each input image NAME it writes, under the output folder:
 Images of another size than the model's are handled by `size_mode`:
   'resize': resized to the training size, the prediction resized back (nearest);
   'pad':    padded (edge pixels) to a multiple of 2**depth, the prediction cropped back.
+Predictions average the views the config's evaluation averages (`eval_hflip`,
+`eval_input_scales`), so a mask shows what the reported scores measured.
 """
 
+import math
 import time
 from typing import Callable, Sequence
 
@@ -95,8 +98,11 @@ def predict_files(config: ml_collections.ConfigDict, workdir: str, input_spec: s
   """Segments every input image; returns counts of written and failed images."""
   paths = expand_inputs(input_spec)
   state, step = inference.restore_state(config, workdir, checkpoint)
-  predict = lambda images: np.asarray(train.predict_classes(state, images))
-  multiple = models.create_model(config.model, config.data.num_classes).input_multiple
+  # The same views (mirror, input scales) as --mode=eval scores.
+  classes = train.make_predict_fn(config)
+  predict = lambda images: np.asarray(classes(state, images))
+  multiple = math.lcm(*(m.input_multiple for m in train.eval_models(config) or
+                        [models.create_model(config.model, config.data.num_classes)]))
   out = epath.Path(output_dir)
   failed: list[str] = []
   written = 0

@@ -200,6 +200,18 @@ def predict_classes(state: TrainState, images: jax.Array) -> jax.Array:
   return jnp.argmax(logits, -1).astype(jnp.int32)
 
 
+def make_predict_fn(config: ml_collections.ConfigDict
+                    ) -> Callable[[TrainState, jax.Array], jax.Array]:
+  """`predict_classes` with the views evaluation averages (`eval_hflip`, `eval_input_scales`)."""
+  scaled_models = eval_models(config)
+
+  @jax.jit
+  def classes(state: TrainState, images: jax.Array) -> jax.Array:
+    logits = eval_logits(state, images, config.eval_hflip, scaled_models)
+    return jnp.argmax(logits, -1).astype(jnp.int32)
+  return classes
+
+
 def predict_panels(state: TrainState, data: input_pipeline.SplitData,
                    config: ml_collections.ConfigDict, indices: np.ndarray) -> np.ndarray:
   """`image | truth | prediction` panels of `data[indices]`, stacked vertically."""
