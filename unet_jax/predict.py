@@ -8,7 +8,8 @@ For each input image NAME it writes, under the output folder:
 
 Images of another size than the model's are handled by `size_mode`:
   'resize': resized to the training size, the prediction resized back (nearest);
-  'pad':    padded (edge pixels) to a multiple of 2**depth, the prediction cropped back.
+  'pad':    padded (edge pixels) to a size every evaluated input scale accepts
+            (a multiple of 2**depth at scale 1), the prediction cropped back.
 Predictions average the views the config's evaluation averages (`eval_hflip`,
 `eval_input_scales`), so a mask shows what the reported scores measured.
 """
