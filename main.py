@@ -29,8 +29,8 @@ flags.DEFINE_list('input_scales', [], 'eval: average the predictions of the mode
 flags.DEFINE_string('input', '', 'predict: an image file, a folder or a glob.')
 flags.DEFINE_string('mask_dir', '', 'predict: folder of true masks with the same names.')
 flags.DEFINE_enum('size_mode', 'resize', ['resize', 'pad'],
-                  'predict: resize to the training size, or pad to a size the model accepts '
-                  '(a multiple of 2**depth at input_scale 1).')
+                  'predict: resize to the training size, or pad to a size every evaluated '
+                  'input scale accepts (a multiple of 2**depth at input_scale 1).')
 flags.DEFINE_integer('batch_size', 8, 'predict: images per forward pass.')
 flags.DEFINE_string('output_dir', '', 'eval/predict/export: where results go.')
 flags.DEFINE_list('platforms', ['cpu'], 'export: platforms to compile for (cpu, cuda, tpu).')
