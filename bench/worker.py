@@ -48,7 +48,7 @@ def _jax_subject(args):
 
   import jax
   import optax
-  from unet_jax import models, parallel, train
+  from unet_jax import models, parallel, train, views
 
   config.model = default.lab_model()
   config.model.dtype = args.dtype
@@ -77,8 +77,8 @@ def _jax_subject(args):
       holder['state'], metrics = fn(holder['state'], batch)
       return metrics
   else:
-    flops = _flops(train.predict_classes.lower(state, batch['image']))
-    predict = lambda: train.predict_classes(state, batch['image'])
+    flops = _flops(views.predict_classes.lower(state, batch['image']))
+    predict = lambda: views.predict_classes(state, batch['image'])
     # On a CPU one batch at a time, as Keras and PyTorch run there; a GPU queues them.
     step = (lambda: jax.block_until_ready(predict())) if jax.default_backend() == 'cpu' else predict
   return Subject(step, jax.block_until_ready, flops,

@@ -8,7 +8,7 @@ import ml_collections
 import pytest
 
 from conftest import REPO
-from unet_jax import models, train
+from unet_jax import models, views
 
 RUN_CONFIGS = sorted(p.stem for p in (REPO / 'configs').glob('*.py')
                      if p.stem not in ('__init__', 'default'))
@@ -32,6 +32,6 @@ def test_config_builds_and_documents_its_command(name):
   logits = shapes[0]
   assert logits.shape == (1, height, width, config.data.num_classes)
   # Its training and evaluation scales fit its frames (raises ConfigError otherwise).
-  assert len(train.models_at_scales(config, config.train_input_scales, 'train')) == len(
+  assert len(views.models_at_scales(config, config.train_input_scales, 'train')) == len(
       config.train_input_scales)
-  assert len(train.eval_models(config)) == len(config.eval_input_scales)
+  assert len(views.eval_models(config)) == len(config.eval_input_scales)

@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import REPO, subprocess_env, tiny_config
 from unet_jax import (errors, evaluate, export, inference, lab_data, models, optim, predict,
-                      reports, train, visualize)
+                      reports, train, views, visualize)
 
 
 @pytest.fixture(scope='module')
@@ -28,7 +28,7 @@ def trained(tmp_path_factory):
 
 def _model_classes(config, workdir, images, checkpoint='latest'):
   state, _ = inference.restore_state(config, str(workdir), checkpoint)
-  return np.asarray(train.predict_classes(state, images))
+  return np.asarray(views.predict_classes(state, images))
 
 
 def test_eval_mode_writes_consistent_reports_and_is_repeatable(trained, tmp_path):
@@ -195,13 +195,13 @@ def test_eval_hflip_is_mirror_equivariant_and_scores_in_eval_mode(trained, tmp_p
   state, _ = inference.restore_state(config, str(workdir), 'latest')
   h, w = config.data.image_size
   images = np.random.default_rng(3).integers(0, 255, (2, h, w, 3), dtype=np.uint8)
-  plain = np.asarray(train.eval_logits(state, images, hflip=False))
-  both = np.asarray(train.eval_logits(state, images, hflip=True))
-  mirrored = np.asarray(train.eval_logits(state, images[:, :, ::-1], hflip=True))
+  plain = np.asarray(views.eval_logits(state, images, hflip=False))
+  both = np.asarray(views.eval_logits(state, images, hflip=True))
+  mirrored = np.asarray(views.eval_logits(state, images[:, :, ::-1], hflip=True))
   # The average of the two views does not depend on which view came first...
   np.testing.assert_allclose(mirrored[:, :, ::-1], both, atol=1e-5)
   # ...whereas a single view does: the check above is not vacuous.
-  assert np.abs(np.asarray(train.eval_logits(state, images[:, :, ::-1], hflip=False))[:, :, ::-1]
+  assert np.abs(np.asarray(views.eval_logits(state, images[:, :, ::-1], hflip=False))[:, :, ::-1]
                 - plain).max() > 1e-3
   np.testing.assert_allclose(np.exp(both).sum(-1), 1.0, rtol=1e-5)  # log-probabilities
 
@@ -224,19 +224,19 @@ def test_eval_input_scales_average_one_view_per_scale(trained, tmp_path):
   images = np.random.default_rng(4).integers(0, 255, (2, h, w, 3), dtype=np.uint8)
   config = config.copy_and_resolve_references()
   config.eval_input_scales = (1.0, 2.0)
-  at_1, at_2 = train.eval_models(config)
+  at_1, at_2 = views.eval_models(config)
   assert (at_1.input_scale, at_2.input_scale) == (1.0, 2.0)
-  single = [np.asarray(train.eval_logits(state, images, False, (m,))) for m in (at_1, at_2)]
+  single = [np.asarray(views.eval_logits(state, images, False, (m,))) for m in (at_1, at_2)]
   # Scale 1 is the trained model itself; scale 2 is another view (so the mean below is not
   # the mean of two equal things).
-  np.testing.assert_allclose(single[0], train.eval_logits(state, images, False), atol=1e-5)
+  np.testing.assert_allclose(single[0], views.eval_logits(state, images, False), atol=1e-5)
   assert np.abs(single[1] - single[0]).max() > 1e-3
-  both = np.asarray(train.eval_logits(state, images, False, (at_1, at_2)))
+  both = np.asarray(views.eval_logits(state, images, False, (at_1, at_2)))
   np.testing.assert_allclose(both, _log_mean_softmax(single), atol=1e-4)
   # With mirroring: four views, the mirror of each scale's.
-  mirrored = [np.asarray(train.eval_logits(state, images[:, :, ::-1], False, (m,)))[:, :, ::-1]
+  mirrored = [np.asarray(views.eval_logits(state, images[:, :, ::-1], False, (m,)))[:, :, ::-1]
               for m in (at_1, at_2)]
-  np.testing.assert_allclose(train.eval_logits(state, images, True, (at_1, at_2)),
+  np.testing.assert_allclose(views.eval_logits(state, images, True, (at_1, at_2)),
                              _log_mean_softmax(single + mirrored), atol=1e-4)
 
   config.eval_hflip = True
@@ -259,7 +259,7 @@ def test_predict_averages_the_views_evaluation_averages(trained, tmp_path):
   padded, back = predict.to_model_input(odd, config.data.image_size, 'pad', 4)
   assert padded.shape[:2] == (40, 56)
   state, _ = inference.restore_state(config, str(workdir), 'latest')
-  logits = train.eval_logits(state, padded[None], True, train.eval_models(config))
+  logits = views.eval_logits(state, padded[None], True, views.eval_models(config))
   expected = back(np.argmax(np.asarray(logits)[0], -1))
   mask = np.asarray(Image.open(tmp_path / 'out' / 'masks' / 'odd.png'))[..., 0]
   np.testing.assert_array_equal(mask, expected)
@@ -270,7 +270,7 @@ def test_eval_input_scales_that_do_not_fit_are_named(trained):
   config = config.copy_and_resolve_references()
   config.eval_input_scales = (2.0, 1.1)  # 32x48 frames x 1.1: fractional pixels
   with pytest.raises(errors.ConfigError, match='eval_input_scales entry 1.1 does not fit 32x48'):
-    train.eval_models(config)
+    views.eval_models(config)
   result = subprocess.run([sys.executable, 'main.py', '--mode=eval', f'--workdir={workdir}',
                            '--input_scales=2,x'], cwd=REPO, env=subprocess_env(),
                           capture_output=True, text=True, timeout=300)

@@ -24,7 +24,7 @@ from absl import logging
 from etils import epath
 from PIL import Image
 
-from unet_jax import inference, input_pipeline, lab_data, models, train, visualize
+from unet_jax import inference, input_pipeline, lab_data, models, views, visualize
 from unet_jax.errors import DataError
 
 SIZE_MODES = ('resize', 'pad')
@@ -100,9 +100,9 @@ def predict_files(config: ml_collections.ConfigDict, workdir: str, input_spec: s
   paths = expand_inputs(input_spec)
   state, step = inference.restore_state(config, workdir, checkpoint)
   # The same views (mirror, input scales) as --mode=eval scores.
-  classes = train.make_predict_fn(config)
+  classes = views.make_predict_fn(config)
   predict = lambda images: np.asarray(classes(state, images))
-  multiple = math.lcm(*(m.input_multiple for m in train.eval_models(config) or
+  multiple = math.lcm(*(m.input_multiple for m in views.eval_models(config) or
                         [models.create_model(config.model, config.data.num_classes)]))
   out = epath.Path(output_dir)
   failed: list[str] = []

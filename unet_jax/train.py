@@ -23,7 +23,7 @@ from etils import epath
 from jax.experimental import multihost_utils
 
 from unet_jax import (checkpointing, inference, input_pipeline, losses, metrics, models, optim,
-                      parallel, preemption, reports, visualize)
+                      parallel, preemption, reports, views, visualize)
 from unet_jax.errors import CheckpointError, ConfigError, DivergedError, WorkdirError
 from unet_jax.train_state import TrainState, create_train_state
 
@@ -99,32 +99,6 @@ def _accumulate(total: dict[str, jax.Array] | None,
           for k, v in step_metrics.items()}
 
 
-def models_at_scales(config: ml_collections.ConfigDict, scales: Sequence[float],
-                     option: str) -> tuple[models.UNet, ...]:
-  """The configured model once per entry of `scales`, run at that `input_scale`.
-
-  `input_scale` changes no parameter shape, so one set of weights runs at every
-  scale. `option` names the config field in errors.
-  """
-  scaled = []
-  h, w = config.data.image_size
-  for scale in scales:
-    model_config = config.model.copy_and_resolve_references()
-    model_config.input_scale = float(scale)
-    model = models.create_model(model_config, config.data.num_classes)
-    try:
-      model.check_input_shape((1, h, w, 3))
-    except ConfigError as e:
-      raise ConfigError(f'{option} entry {scale} does not fit {h}x{w} frames: {e}') from None
-    scaled.append(model)
-  return tuple(scaled)
-
-
-def eval_models(config: ml_collections.ConfigDict) -> tuple[models.UNet, ...]:
-  """One model per `config.eval_input_scales` entry (test-time multi-scale); may be empty."""
-  return models_at_scales(config, config.eval_input_scales, 'config.eval_input_scales')
-
-
 def train_scale_index(config: ml_collections.ConfigDict, step: int) -> int:
   """Which `config.train_input_scales` entry trains `step`: drawn from (seed, step) alone.
 
@@ -134,35 +108,12 @@ def train_scale_index(config: ml_collections.ConfigDict, step: int) -> int:
   return int(np.random.default_rng([config.seed, step]).integers(count)) if count > 1 else 0
 
 
-def eval_logits(state: TrainState, images: jax.Array, hflip: bool,
-                scaled_models: Sequence[models.UNet] = ()) -> jax.Array:
-  """Eval-mode logits; with several views, log of the mean of their softmaxes.
-
-  The views: the state's model (or each of `scaled_models`, see `eval_models`),
-  each also mirrored with `hflip`. Driving scenes are left-right symmetric
-  (training flips them too), so a mirror view is a second, partly independent
-  guess; other input scales see thin objects at other sizes. Each view costs
-  one forward pass (mirroring on carla_plus_wide: +0.1 mIoU points).
-  """
-  applies = [m.apply for m in scaled_models] or [state.apply_fn]
-  views = []
-  for apply in applies:
-    views.append(apply(state.variables, images, train=False))
-    if hflip:
-      views.append(apply(state.variables, images[:, :, ::-1], train=False)[:, :, ::-1])
-  if len(views) == 1:
-    return views[0]
-  # log(mean(softmax)), without underflow to log(0).
-  log_probs = jnp.stack([jax.nn.log_softmax(v.astype(jnp.float32)) for v in views])
-  return jax.nn.logsumexp(log_probs, axis=0) - jnp.log(float(len(views)))
-
-
 def eval_step(state: TrainState, batch: dict[str, jax.Array], *,
               config: ml_collections.ConfigDict,
               scaled_models: Sequence[models.UNet] = ()) -> dict[str, jax.Array]:
   """Confusion matrix and loss sums of one (possibly padded) batch."""
   mask = _pixel_mask(config, batch)
-  logits = eval_logits(state, batch['image'], config.eval_hflip, scaled_models)
+  logits = views.eval_logits(state, batch['image'], config.eval_hflip, scaled_models)
   loss_sum, weight_sum = losses.cross_entropy(logits, batch['label'], mask,
                                               config.loss.class_weights)
   cm = metrics.confusion_matrix(batch['label'], jnp.argmax(logits, -1), mask,
@@ -173,7 +124,8 @@ def eval_step(state: TrainState, batch: dict[str, jax.Array], *,
 def make_eval_fn(config: ml_collections.ConfigDict, mesh):
   """`eval_step` compiled for a replicated state and a batch split over `mesh`."""
   # Built here, not in the step: a scale that does not fit fails before any work.
-  return jax.jit(functools.partial(eval_step, config=config, scaled_models=eval_models(config)),
+  scaled_models = views.eval_models(config)
+  return jax.jit(functools.partial(eval_step, config=config, scaled_models=scaled_models),
                  in_shardings=(parallel.replicated(mesh), parallel.batch_sharding(mesh)),
                  out_shardings=parallel.replicated(mesh))
 
@@ -193,30 +145,11 @@ def evaluate(eval_fn, state: TrainState, data: input_pipeline.SplitData,
   return summary, cm
 
 
-@jax.jit
-def predict_classes(state: TrainState, images: jax.Array) -> jax.Array:
-  """int32 (N, H, W) class maps of uint8 (N, H, W, 3) images, in eval mode."""
-  logits = state.apply_fn(state.variables, images, train=False)
-  return jnp.argmax(logits, -1).astype(jnp.int32)
-
-
-def make_predict_fn(config: ml_collections.ConfigDict
-                    ) -> Callable[[TrainState, jax.Array], jax.Array]:
-  """`predict_classes` with the views evaluation averages (`eval_hflip`, `eval_input_scales`)."""
-  scaled_models = eval_models(config)
-
-  @jax.jit
-  def classes(state: TrainState, images: jax.Array) -> jax.Array:
-    logits = eval_logits(state, images, config.eval_hflip, scaled_models)
-    return jnp.argmax(logits, -1).astype(jnp.int32)
-  return classes
-
-
 def predict_panels(state: TrainState, data: input_pipeline.SplitData,
                    config: ml_collections.ConfigDict, indices: np.ndarray) -> np.ndarray:
   """`image | truth | prediction` panels of `data[indices]`, stacked vertically."""
   images = data.images[indices]
-  preds = np.asarray(predict_classes(state, images))
+  preds = np.asarray(views.predict_classes(state, images))
   return visualize.stack([visualize.panel(im, p, config.data.class_names, truth=t)
                           for im, p, t in zip(images, preds, data.masks[indices])])
 
@@ -314,8 +247,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   model = models.create_model(config.model, config.data.num_classes)
   model.check_input_shape((1, *config.data.image_size, 3))
   # One model per training scale (multi-scale training), checked before any work.
-  train_models = models_at_scales(config, config.train_input_scales,
-                                  'config.train_input_scales') or (model,)
+  train_models = views.models_at_scales(config, config.train_input_scales,
+                                        'config.train_input_scales') or (model,)
   parallel.check_batch_size(config.batch_size)
   parallel.check_batch_size(config.eval_batch_size, 'eval_batch_size')
   workdir = prepare_workdir(config, workdir)
