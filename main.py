@@ -87,6 +87,7 @@ def _floats(flag: str, values: list[str], errors) -> list[float]:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  _check_config_file()
   logging.get_absl_handler().addFilter(_hide_orbax_info)
   # TensorFlow (used for TFDS and summaries only) must not grab accelerators.
   import tensorflow as tf
@@ -94,7 +95,7 @@ def main(argv):
   tf.config.set_visible_devices([], 'TPU')
 
   import jax
-  from unet_jax import distributed, errors, host
+  from unet_jax import checkpointing, distributed, errors, host
   if FLAGS.mode == 'train' and FLAGS.config is not None:
     host.configure_cpu_devices(FLAGS.config)  # before JAX's backends start
   distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
@@ -105,7 +106,18 @@ def main(argv):
   except errors.UserError as e:
     # A mistake the user can fix: the message says what and where; no traceback.
     logging.error('%s: %s', type(e).__name__, e)
+    checkpointing.quiet_exit()
     sys.exit(f'error: {e}')
+
+
+def _check_config_file() -> None:
+  """A --config file that cannot be loaded is one error line, before any slow import."""
+  try:
+    if FLAGS.config is not None:
+      FLAGS.config.get('seed')  # a file that failed to load raises on any use
+  except OSError as e:
+    reason = str(e).strip().splitlines()[-1].strip()
+    sys.exit(f'error: cannot load --config={FLAGS["config"].config_filename}: {reason}')
 
 
 def _parse_flags(argv: list[str]) -> list[str]:

@@ -37,10 +37,20 @@ def get_config() -> ml_collections.ConfigDict:
       source='folder',        # folder (images + masks on disk) | synthetic (generated)
       data_dir='',            # the folder: e.g. the lab's data/ with CameraRGB/, CameraMask/
       tfds_data_dir='',       # where the TFDS build is kept; '' = $TFDS_DATA_DIR or ~/tensorflow_datasets
-      image_subdir='CameraRGB',  # images: NAME.png / .jpg under data_dir/image_subdir
-      mask_subdir='CameraMask',  # masks: NAME.png under data_dir/mask_subdir
-      mask_encoding='channel0',  # channel0 (the lab) | single_channel | palette
+      # Where frames lie (unet_jax/datasets/layouts.py): folder | split_folders | list_files.
+      layout='folder',
+      image_subdir='CameraRGB',  # layout=folder: images NAME.png / .jpg under data_dir/image_subdir
+      mask_subdir='CameraMask',  # layout=folder: masks NAME.png under data_dir/mask_subdir
+      image_dir_pattern='',   # layout=split_folders: e.g. 'images/{split}'; '' = find a common naming
+      mask_dir_pattern='',    # layout=split_folders: e.g. 'annotations/{split}'
+      list_files=ml_collections.ConfigDict(dict(  # layout=list_files: "IMAGE MASK" lines per split
+          train='', validation='', test='')),
+      path_prefix_map='',     # layout=list_files: 'OLD=NEW' rewrites absolute path prefixes
+      mask_encoding='channel0',  # channel0 (the lab) | single_channel (8/16-bit) | paletted | palette
       palette=(),             # mask_encoding=palette: one (R, G, B) per class
+      palette_file='',        # mask_encoding=palette: a name,r,g,b CSV (sets palette, class_names)
+      label_map=(),           # (raw id, training id) pairs; every raw id in the masks must be listed
+      label_map_file='',      # the same as "RAW TRAIN" lines (TRAIN may be 'ignore')
       skip_bad_pairs=False,   # unreadable / unmatched / invalid pairs: error, or skip and log
       image_size=(96, 128),   # (H, W) the model trains at
       num_classes=23,

@@ -181,3 +181,48 @@ def test_split_file_is_read_and_checked(tmp_path):
   bad.write_text('a train\nb valid\n')
   with pytest.raises(errors.DataError, match='bad.txt:2: expected "NAME SPLIT"'):
     lab_data.read_split_file(bad)
+
+
+@pytest.mark.parametrize('mode', ['grey16', 'grey8', 'rgba', 'paletted'])
+def test_images_of_every_common_mode_read_as_their_8_bit_rgb(tmp_path, mode):
+  rng = np.random.default_rng(0)
+  grey = rng.integers(0, 65536, (8, 12)).astype(np.uint16)
+  _write(tmp_path, '000001')
+  path = tmp_path / 'CameraRGB' / '000001.png'
+  if mode == 'grey16':
+    Image.fromarray(grey).save(path)  # a 16-bit greyscale PNG ('I;16')
+    expected = np.repeat(np.round(grey / 257.0).astype(np.uint8)[..., None], 3, -1)
+  elif mode == 'grey8':
+    Image.fromarray((grey >> 8).astype(np.uint8)).save(path)
+    expected = np.repeat((grey >> 8).astype(np.uint8)[..., None], 3, -1)
+  elif mode == 'rgba':
+    rgba = rng.integers(0, 256, (8, 12, 4), dtype=np.uint8)
+    Image.fromarray(rgba, 'RGBA').save(path)
+    expected = rgba[..., :3]
+  else:
+    image = Image.fromarray(rng.integers(0, 256, (8, 12, 3), dtype=np.uint8)).quantize(16)
+    image.save(path)
+    expected = np.asarray(image.convert('RGB'))
+  assert Image.open(path).mode == {'grey16': 'I;16', 'grey8': 'L', 'rgba': 'RGBA',
+                                   'paletted': 'P'}[mode]
+  [pair] = lab_data.list_pairs(tmp_path)
+  image, _ = lab_data.read_pair(pair)
+  assert image.dtype == np.uint8 and image.shape == (8, 12, 3)
+  np.testing.assert_array_equal(image, expected)
+  if mode == 'grey16':
+    assert 0 < image.mean() < 255  # not the all-white image PIL's convert('RGB') makes
+
+
+@pytest.mark.parametrize('ignore', [11, 255])
+def test_panels_draw_an_ignore_label_in_the_truth(ignore):
+  from unet_jax import visualize
+  names = tuple(f'c{i}' for i in range(11))
+  truth = np.full((8, 12), 3, np.uint8)
+  truth[:4] = ignore
+  panel = visualize.panel(np.zeros((8, 12, 3), np.uint8), np.full((8, 12), 2, np.uint8),
+                          names, truth=truth)
+  y, x = visualize.tile_origins(8, 12, 3)[1]
+  np.testing.assert_array_equal(panel[y:y + 4, x:x + 12],
+                                np.full((4, 12, 3), visualize.IGNORED_COLOUR, np.uint8))
+  np.testing.assert_array_equal(visualize.colorize(truth, 11)[4:],
+                                np.broadcast_to(visualize.palette(11)[3], (4, 12, 3)))

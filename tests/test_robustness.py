@@ -1,7 +1,10 @@
 """Never lose a run: kills, SIGTERM, damaged checkpoints, NaNs and misuse."""
 
+import json
 import logging
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -128,16 +131,21 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous(config, tmp_path, 
   assert 6 in _steps(workdir)
 
 
-def test_nonfinite_loss_stops_naming_the_step_and_keeps_good_checkpoints(config, tmp_path):
+def test_nonfinite_loss_stops_before_any_checkpoint_can_hold_it(config, tmp_path):
   config.optimizer.learning_rate = 1e30  # parameters blow up after the first update
   config.num_train_steps = 8
-  config.log_every_steps = 8  # checkpoints at 2, 4, 6 come after the first bad step
-  with pytest.raises(errors.DivergedError, match=r'NaN or infinite at step \d+') as e:
+  config.log_every_steps = 8  # the check must not wait for the log step
+  with pytest.raises(errors.DivergedError, match=r'NaN or infinite at step (\d+)') as e:
     train.train_and_evaluate(config, str(tmp_path / 'run'))
+  first = int(re.search(r'at step (\d+)', str(e.value)).group(1))
   assert 'config.nonfinite=skip' in str(e.value)
-  assert 'the newest checkpoint (step 6) is intact' in str(e.value)
   steps = _steps(tmp_path / 'run')
-  assert steps == [2, 4, 6]
+  # No checkpoint (regular, best or saved on the way out) from the first bad step on.
+  assert all(s < first for s in steps), (steps, first)
+  best = tmp_path / 'run' / 'checkpoints_best'
+  assert all(int(p.name) < first for p in best.iterdir() if p.name.isdigit())
+  if steps:
+    assert f'the newest checkpoint (step {steps[-1]}) is intact' in str(e.value)
   for step in steps:
     params = restore_checkpoint(tmp_path / 'run', step)['params']
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(params))
@@ -186,13 +194,165 @@ def test_bad_input_size_fails_before_any_work(config, tmp_path):
   assert not (tmp_path / 'run').exists()
 
 
+def _files(workdir):
+  return {p: p.read_bytes() for p in workdir.rglob('*') if p.is_file()}
+
+
 def test_incompatible_checkpoint_is_refused_and_left_intact(config, tmp_path):
   workdir = tmp_path / 'run'
   train.train_and_evaluate(config, str(workdir))
-  before = {p: p.read_bytes() for p in (workdir / 'checkpoints').rglob('*') if p.is_file()}
+  before = _files(workdir)
   result = _run_main('--config=configs/tiny.py', f'--workdir={workdir}',
                      '--config.model.widths=(4,16)', '--config.num_train_steps=6')
   assert result.returncode != 0
   assert 'belongs to another run' in result.stderr and 'widths' in result.stderr
-  after = {p: p.read_bytes() for p in (workdir / 'checkpoints').rglob('*') if p.is_file()}
-  assert before == after
+  assert result.stderr.splitlines()[-1].startswith('error: checkpoint')
+  assert 'Traceback' not in result.stderr
+  assert _files(workdir) == before  # config.json included
+
+
+@pytest.mark.parametrize('change, error', [
+    ({'model.width': 8}, errors.CheckpointError),
+    ({'data.data_dir': '/nonexistent', 'data.source': 'folder'}, errors.DataError),
+    ({'model.norm': '5'}, errors.ConfigError),
+])
+def test_a_refused_run_changes_nothing_in_the_workdir(config, tmp_path, change, error):
+  workdir = tmp_path / 'run'
+  train.train_and_evaluate(config, str(workdir))
+  before = _files(workdir)
+  for key, value in change.items():
+    section, field = key.split('.')
+    config[section][field] = value
+  with pytest.raises(error):
+    train.train_and_evaluate(config, str(workdir))
+  assert _files(workdir) == before
+  # The workdir still evaluates as the run it was.
+  from unet_jax import inference
+  state, step = inference.restore_state(inference.load_config(str(workdir)), str(workdir))
+  assert step == 4
+
+
+def test_a_refused_fresh_run_leaves_no_workdir(config, tmp_path):
+  config.data.source, config.data.data_dir = 'folder', str(tmp_path / 'nope')
+  with pytest.raises(errors.DataError):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert not (tmp_path / 'run').exists()
+
+
+def test_missing_config_file_is_one_line_at_once(tmp_path):
+  start = time.time()
+  result = _run_main('--config=configs/nope.py', f'--workdir={tmp_path}')
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [
+      "error: cannot load --config=configs/nope.py: [Errno 2] No such file or directory: "
+      "'configs/nope.py'"]
+  assert time.time() - start < 5  # before TensorFlow and JAX are imported
+
+
+def _damage_data_files(checkpoint):
+  for f in checkpoint.rglob('*'):
+    if f.is_file() and f.parent.name == 'd':
+      f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
+
+
+def test_eval_on_a_damaged_latest_checkpoint_uses_the_previous_one(config, tmp_path, capfd):
+  from unet_jax import inference
+  workdir = tmp_path / 'run'
+  train.train_and_evaluate(config, str(workdir))
+  _damage_data_files(workdir / 'checkpoints' / '4')
+  capfd.readouterr()
+  _, step = inference.restore_state(config, str(workdir), 'latest')
+  assert step == 2
+  assert (workdir / 'checkpoints' / '4').exists()  # read-only: left where it is
+  with pytest.raises(errors.CheckpointError, match='checkpoints/4 is damaged'):
+    inference.restore_state(config, str(workdir), '4')
+  err = capfd.readouterr().err
+  assert 'Traceback' not in err and 'Event loop is closed' not in err
+
+
+def test_eval_without_checkpoints_creates_nothing(config, tmp_path):
+  from unet_jax import inference
+  workdir = tmp_path / 'run'
+  workdir.mkdir()
+  for checkpoint in ('latest', 'best'):
+    with pytest.raises(errors.CheckpointError, match='no checkpoint in'):
+      inference.restore_state(config, str(workdir), checkpoint)
+  assert list(workdir.iterdir()) == []
+
+
+def test_eval_leaves_a_save_in_flight_alone(config, tmp_path):
+  from unet_jax import inference
+  workdir = tmp_path / 'run'
+  train.train_and_evaluate(config, str(workdir))
+  in_flight = workdir / 'checkpoints' / '6.orbax-checkpoint-tmp-1234'
+  in_flight.mkdir()
+  _, step = inference.restore_state(config, str(workdir), 'latest')
+  assert step == 4 and in_flight.exists()
+
+
+def test_recovery_from_damaged_checkpoints_is_quiet_and_says_when_it_starts_over(
+    config, tmp_path, capfd, caplog):
+  workdir = tmp_path / 'run'
+  train.train_and_evaluate(config, str(workdir))
+  for step in (2, 4):
+    _damage_data_files(workdir / 'checkpoints' / str(step))
+  capfd.readouterr()
+  with caplog.at_level(logging.INFO):
+    train.train_and_evaluate(config, str(workdir))
+  assert 'Every checkpoint in' in caplog.text and 'starting again from step 0' in caplog.text
+  err = capfd.readouterr().err
+  assert 'Event loop is closed' not in err and 'Traceback' not in err
+  assert len(list((workdir / 'checkpoints_damaged').iterdir())) == 2
+
+
+def test_a_resumed_run_keeps_one_history_row_per_step(config, tmp_path):
+  workdir = tmp_path / 'run'
+  train.train_and_evaluate(config, str(workdir))
+  shutil.rmtree(workdir / 'checkpoints' / '4')  # as if killed after logging step 4
+  train.train_and_evaluate(config, str(workdir))
+  rows = [json.loads(line) for line in (workdir / 'metrics_history.jsonl').read_text().splitlines()]
+  keys = [(r['step'], 'train/loss' in r) for r in rows]
+  assert len(keys) == len(set(keys)) and (4, True) in keys
+
+
+def test_reporting_failures_cost_no_training(config, tmp_path, monkeypatch, caplog):
+  def broken_panel(*args, **kwargs):
+    raise IndexError('index 11 is out of bounds for axis 0 with size 11')
+
+  monkeypatch.setattr(train.visualize, 'panel', broken_panel)
+  with caplog.at_level(logging.WARNING):
+    summary = train.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert np.isfinite(summary['mean_iou'])
+  assert 'Could not draw the prediction panels of step 2 (IndexError' in caplog.text
+  assert _steps(tmp_path / 'run') == [2, 4]
+
+
+def test_the_checkpoint_comes_before_the_evaluation_and_an_error_saves_its_step(
+    config, tmp_path, monkeypatch):
+  def broken_eval(*args, **kwargs):
+    raise RuntimeError('evaluation crashed')
+
+  monkeypatch.setattr(train, 'evaluate', broken_eval)
+  config.eval_every_steps, config.checkpoint_every_steps = 2, 2
+  with pytest.raises(RuntimeError, match='evaluation crashed'):
+    train.train_and_evaluate(config, str(tmp_path / 'a'))
+  assert _steps(tmp_path / 'a') == [2]  # saved before the evaluation ran
+  config.eval_every_steps, config.checkpoint_every_steps = 3, 4
+  with pytest.raises(RuntimeError, match='evaluation crashed'):
+    train.train_and_evaluate(config, str(tmp_path / 'b'))
+  assert _steps(tmp_path / 'b') == [3]  # not a checkpoint step: saved on the way out
+
+
+def test_a_copied_workdir_resumes_and_evaluates(config, tmp_path, caplog):
+  from unet_jax import inference
+  train.train_and_evaluate(config, str(tmp_path / 'run'))
+  shutil.copytree(tmp_path / 'run', tmp_path / 'copy')
+  shutil.rmtree(tmp_path / 'run')  # moved, in effect
+  _, step = inference.restore_state(config, str(tmp_path / 'copy'), 'best')
+  assert step in (2, 4)
+  config.num_train_steps = 6
+  with caplog.at_level(logging.INFO):
+    train.train_and_evaluate(config, str(tmp_path / 'copy'))
+  assert 'Resuming training from step 4' in caplog.text
+  assert 'differs from the one this workdir last ran with, in: num_train_steps' in caplog.text
+  assert 6 in _steps(tmp_path / 'copy')

@@ -4,12 +4,11 @@ import json
 
 import jax
 import ml_collections
-import orbax.checkpoint as ocp
 from etils import epath
 
 from configs import default
 from unet_jax import checkpointing, models, optim
-from unet_jax.errors import CheckpointError, WorkdirError
+from unet_jax.errors import WorkdirError
 from unet_jax.train_state import TrainState, create_train_state
 
 
@@ -24,9 +23,13 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   if not path.exists():
     raise WorkdirError(f'{path} not found: --workdir must be the workdir of a training run '
                        f'(or pass --config)')
+  try:
+    saved = json.loads(path.read_text())
+  except ValueError as e:
+    raise WorkdirError(f'{path} is not valid JSON ({e}): pass --config instead') from None
   config = default.get_config()
   with config.unlocked():
-    _merge(config, json.loads(path.read_text()))
+    _merge(config, saved)
   config.data.image_size = tuple(config.data.image_size)
   config.model.widths = tuple(config.model.widths)
   config.model.width_multipliers = tuple(config.model.width_multipliers)
@@ -44,27 +47,14 @@ def _merge(config: ml_collections.ConfigDict, saved: dict) -> None:
 
 def restore_state(config: ml_collections.ConfigDict, workdir: str,
                   checkpoint: str = 'latest') -> tuple[TrainState, int]:
-  """(train state, step) of a checkpoint: 'latest', 'best' or a step number."""
-  model = models.create_model(config.model, config.data.num_classes)
-  tx, _ = optim.create_optimizer(config.optimizer, 1)
-  target = create_train_state(config, model, tx, jax.random.key(0))
-  manager = (checkpointing.create_best_manager(workdir) if checkpoint == 'best'
-             else checkpointing.create_manager(workdir, config))
-  with manager:
-    steps = manager.all_steps()
-    if not steps:
-      raise CheckpointError(f'no checkpoint in {manager.directory}')
-    if checkpoint in ('latest', 'best'):
-      step = max(steps)
-    else:
-      try:
-        step = int(checkpoint)
-      except ValueError:
-        raise CheckpointError(f"--checkpoint must be 'latest', 'best' or a step, "
-                              f'got {checkpoint!r}') from None
-      if step not in steps:
-        raise CheckpointError(f'no checkpoint at step {step} in {manager.directory}; '
-                              f'there are {sorted(steps)}')
-    state = manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target)))['state']
-  return state, step
+  """(train state, step) of a checkpoint: 'latest', 'best' or a step number.
+
+  Read-only: a damaged newest checkpoint is skipped for the previous one
+  ('latest') with a warning, never moved; nothing is created in `workdir`.
+  """
+  def target() -> TrainState:
+    model = models.create_model(config.model, config.data.num_classes)
+    tx, _ = optim.create_optimizer(config.optimizer, 1)
+    return create_train_state(config, model, tx, jax.random.key(0))
+
+  return checkpointing.restore_for_use(workdir, checkpoint, target, config)

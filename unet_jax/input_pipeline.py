@@ -67,6 +67,8 @@ def resolve_data_dir(data: ml_collections.ConfigDict, workdir: str) -> epath.Pat
         height=s.height, width=s.width, seed=s.seed)
     return _process_zero_first(generate, 'synthetic data generated')
   if data.source == 'folder':
+    if not data.data_dir and data.layout == 'list_files' and data.list_files.train:
+      return epath.Path(os.path.dirname(os.path.abspath(data.list_files.train)))
     if not data.data_dir:
       raise DataError('config.data.data_dir is empty: set it to the folder holding '
                       'CameraRGB/ and CameraMask/, e.g. '

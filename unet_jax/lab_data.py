@@ -2,10 +2,15 @@
 
 The lab layout is `CameraRGB/NAME.png` + `CameraMask/NAME.png`: RGB(A) images
 (alpha dropped), masks holding the class index in channel 0 with channels 1
-and 2 zero. `FolderFormat` generalises it: other sub-folder names, JPEG
-images, single-channel masks, or masks drawn in a colour palette. Frame names
-are frame numbers; consecutive numbers form clips, and splits are drawn by
-clip so near-duplicate neighbours never straddle train and validation.
+and 2 zero. `FolderFormat` generalises it: other sub-folder names, JPEG or
+greyscale (8- or 16-bit) images, and masks as single-channel 8- or 16-bit
+class ids, paletted PNGs (the palette index is the class) or colours of an
+RGB palette (typed in the config or read from a `name,r,g,b` CSV file); a
+label map then turns raw ids into training ids (many may map to the ignore
+label). Frame names are frame numbers; consecutive numbers form clips, and
+splits are drawn by clip so near-duplicate neighbours never straddle train
+and validation. Other layouts (a folder per split, list files) are in
+`datasets/layouts.py`.
 """
 
 import dataclasses
@@ -18,12 +23,12 @@ from absl import logging
 from etils import epath
 from PIL import Image
 
-from unet_jax.errors import DataError
+from unet_jax.errors import ConfigError, DataError
 
 IMAGE_DIR = 'CameraRGB'
 MASK_DIR = 'CameraMask'
 SPLITS = ('train', 'validation', 'test')
-MASK_ENCODINGS = ('channel0', 'single_channel', 'palette')
+MASK_ENCODINGS = ('channel0', 'single_channel', 'paletted', 'palette')
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
 
 
@@ -32,9 +37,12 @@ class FolderFormat:
   """Where images and masks live under a data folder, and how masks encode classes.
 
   mask_encoding: 'channel0' (class in channel 0, other colour channels 0: the
-  lab), 'single_channel' (a greyscale class-index PNG), or 'palette' (class i
-  drawn in colour `palette[i]`). Mask pixels equal to `ignore_label` (when
-  >= 0) are kept and excluded from loss and metrics.
+  lab), 'single_channel' (a greyscale 8- or 16-bit class-id PNG), 'paletted'
+  (a mode-P PNG whose palette index is the class), or 'palette' (class i
+  drawn in colour `palette[i]`). `label_map` ((raw, training id) pairs) maps
+  every raw id found to a training id; a raw id it lacks is an error. Mask
+  pixels equal to `ignore_label` (when >= 0) are kept and excluded from loss
+  and metrics.
   """
   image_subdir: str = IMAGE_DIR
   mask_subdir: str = MASK_DIR
@@ -42,13 +50,18 @@ class FolderFormat:
   palette: tuple[tuple[int, int, int], ...] = ()
   num_classes: int = 23
   ignore_label: int = -1
+  label_map: tuple[tuple[int, int], ...] = ()
 
   @classmethod
   def from_config(cls, data) -> 'FolderFormat':
-    """The format described by a `config.data`."""
+    """The format described by a `config.data` (palette and label map files read)."""
+    palette = (read_palette_file(data.palette_file)[1] if data.get('palette_file')
+               else data.palette)
+    label_map = (read_label_map_file(data.label_map_file, data.ignore_label)
+                 if data.get('label_map_file') else data.get('label_map', ()))
     fmt = cls(data.image_subdir, data.mask_subdir, data.mask_encoding,
-              tuple(tuple(int(v) for v in c) for c in data.palette), data.num_classes,
-              data.ignore_label)
+              tuple(tuple(int(v) for v in c) for c in palette), data.num_classes,
+              data.ignore_label, tuple((int(r), int(t)) for r, t in label_map))
     fmt.check()
     return fmt
 
@@ -56,8 +69,20 @@ class FolderFormat:
     if self.mask_encoding not in MASK_ENCODINGS:
       raise DataError(f'config.data.mask_encoding must be one of {MASK_ENCODINGS}, '
                       f'got {self.mask_encoding!r}')
+    if self.label_map:
+      raws = [r for r, _ in self.label_map]
+      if len(set(raws)) != len(raws) or not all(0 <= r < 65536 for r in raws):
+        raise DataError('config.data.label_map must map each raw id in 0..65535 once')
+      bad = [t for _, t in self.label_map if not (0 <= t < self.num_classes or
+                                                   t == self.ignore_label >= 0)]
+      if bad:
+        raise DataError(f'config.data.label_map maps to {bad[0]}, neither a class '
+                        f'(0..{self.num_classes - 1}) nor config.data.ignore_label='
+                        f'{self.ignore_label}')
     if self.mask_encoding == 'palette':
-      if len(self.palette) != self.num_classes or any(len(c) != 3 for c in self.palette):
+      # Through a label map the palette's indices are raw ids, of any count.
+      if ((len(self.palette) != self.num_classes and not self.label_map)
+          or any(len(c) != 3 for c in self.palette) or not self.palette):
         raise DataError(f'config.data.palette must hold num_classes={self.num_classes} '
                         f'RGB triples for mask_encoding=palette, got {len(self.palette)}')
       if len(set(self.palette)) != len(self.palette):
@@ -89,6 +114,12 @@ def list_pairs(data_dir: str | os.PathLike, fmt: FolderFormat = LAB_FORMAT,
     if not d.is_dir():
       raise DataError(f'data directory {root} has no {d.name}/ folder ({d} not found); '
                       f'expected {fmt.image_subdir}/NAME.png + {fmt.mask_subdir}/NAME.png')
+  return match_pairs(image_dir, mask_dir, skip_unmatched)
+
+
+def match_pairs(image_dir: epath.Path, mask_dir: epath.Path,
+                skip_unmatched: bool = False) -> list[Pair]:
+  """The images of `image_dir` with the masks of the same name in `mask_dir`, by name."""
   images = {p.stem: p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
   masks = {p.stem: p for p in mask_dir.glob('*.png')}
   if not images:
@@ -98,7 +129,8 @@ def list_pairs(data_dir: str | os.PathLike, fmt: FolderFormat = LAB_FORMAT,
   if lonely_images or lonely_masks:
     problems = [f'frame {images[n]} has no mask {mask_dir / (n + ".png")}' for n in lonely_images]
     problems += [f'mask {masks[n]} has no frame in {image_dir}' for n in lonely_masks]
-    message = f'{len(problems)} unmatched file(s) in {root}:\n  ' + '\n  '.join(problems[:20])
+    message = (f'{len(problems)} unmatched file(s) in {image_dir.parent}:\n  '
+               + '\n  '.join(problems[:20]))
     if not skip_unmatched:
       raise DataError(message)
     logging.warning('Skipping %s', message)
@@ -116,9 +148,26 @@ def open_image(path: epath.Path) -> Image.Image:
   return img
 
 
+def image_rgb(image: Image.Image, path: epath.Path) -> np.ndarray:
+  """uint8 (H, W, 3) of a decoded image: RGB, RGBA, 8- or 16-bit grey, paletted.
+
+  PIL's own conversion of 16-bit grey to RGB clips every value above 255 (a
+  white image), so those are scaled to 8 bits here instead.
+  """
+  if image.mode.startswith('I'):  # 'I;16', 'I;16B', 'I': 16-bit grey PNG
+    grey = np.asarray(image).astype(np.int64)
+    if grey.min() < 0 or grey.max() > 65535:
+      raise DataError(f'cannot read image {path}: {image.mode} values outside 0..65535')
+    return np.repeat(((grey * 255 + 32767) // 65535).astype(np.uint8)[..., None], 3, -1)
+  if image.mode == 'F':
+    raise DataError(f'cannot read image {path}: floating-point pixels (mode F); save it as '
+                    f'8- or 16-bit PNG or JPEG')
+  return np.asarray(image.convert('RGB'))
+
+
 def read_pair(pair: Pair, fmt: FolderFormat = LAB_FORMAT) -> tuple[np.ndarray, np.ndarray]:
   """Returns (image uint8 HxWx3, mask uint8 HxW of class indices), validated."""
-  image = np.asarray(open_image(pair.image_path).convert('RGB'))
+  image = image_rgb(open_image(pair.image_path), pair.image_path)
   mask = decode_mask(open_image(pair.mask_path), fmt, pair.mask_path)
   if image.shape[:2] != mask.shape[:2]:
     raise DataError(f'size mismatch: {pair.image_path} is {image.shape[1]}x{image.shape[0]}, '
@@ -128,6 +177,9 @@ def read_pair(pair: Pair, fmt: FolderFormat = LAB_FORMAT) -> tuple[np.ndarray, n
 
 def decode_mask(mask_file: Image.Image, fmt: FolderFormat, path: epath.Path) -> np.ndarray:
   """Class indices (H, W) uint8 of a mask file in `fmt.mask_encoding`, validated."""
+  if fmt.mask_encoding == 'paletted' and mask_file.mode != 'P':
+    raise DataError(f'{path}: expected a paletted PNG (mode P: the palette index is the '
+                    f'class; mask_encoding=paletted), got mode {mask_file.mode}')
   if fmt.mask_encoding == 'palette':
     rgb = np.asarray(mask_file.convert('RGB')).astype(np.int64)
     keys = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
@@ -138,23 +190,114 @@ def decode_mask(mask_file: Image.Image, fmt: FolderFormat, path: epath.Path) -> 
     if not known.all():
       y, x = np.argwhere(~known)[0]
       raise DataError(f'{path}: colour {tuple(int(v) for v in rgb[y, x])} at pixel (x={x}, y={y}) is not in '
-                      f'config.data.palette')
-    return order[pos].astype(np.uint8)
-  mask = np.asarray(mask_file)
+                      f'config.data.palette' + ('_file' if fmt.palette else ''))
+    mask = order[pos]
+  else:
+    mask = np.asarray(mask_file)
   if fmt.mask_encoding == 'single_channel':
     if mask.ndim != 2:
       raise DataError(f'{path}: expected a single-channel mask (mask_encoding=single_channel), '
                       f'got shape {mask.shape}')
-  elif mask.ndim == 3:  # channel0
+  elif fmt.mask_encoding == 'channel0' and mask.ndim == 3:
     if mask.shape[-1] >= 3 and (mask[..., 1:3] != 0).any():
       raise DataError(f'{path}: channels 1 and 2 must be 0 in the lab mask '
                       f'encoding (class index in channel 0)')
     mask = mask[..., 0]
+  if fmt.label_map:
+    mask = _map_labels(mask, fmt.label_map, path)
   bad = (mask >= fmt.num_classes) & (mask != fmt.ignore_label)
   if bad.any():
     raise DataError(f'{path}: class index {int(mask[bad].max())} >= '
                     f'num_classes={fmt.num_classes}')
   return mask.astype(np.uint8)
+
+
+def _map_labels(raw: np.ndarray, label_map: tuple[tuple[int, int], ...],
+                path: epath.Path) -> np.ndarray:
+  table = np.full(65536, -1, np.int32)
+  for r, t in label_map:
+    table[r] = t
+  mapped = table[raw.astype(np.int64)]
+  if (mapped < 0).any():
+    unknown = sorted(set(np.unique(raw[mapped < 0]).tolist()))
+    raise DataError(f'{path}: raw id(s) {unknown[:10]} not in config.data.label_map '
+                    f'(map each to a class or to the ignore label)')
+  return mapped
+
+
+def read_palette_file(path: str) -> tuple[tuple[str, ...], tuple[tuple[int, int, int], ...]]:
+  """(class names, colours) of a `name,r,g,b` CSV file (a header line is allowed)."""
+  file = epath.Path(path)
+  if not file.is_file():
+    raise DataError(f'config.data.palette_file={path!r} is not a file')
+  names, colours = [], []
+  for number, line in enumerate(file.read_text().splitlines(), 1):
+    fields = [f.strip() for f in line.split(',')]
+    if not line.strip() or line.lstrip().startswith('#'):
+      continue
+    try:
+      if len(fields) != 4:
+        raise ValueError
+      rgb = tuple(int(v) for v in fields[1:])
+    except ValueError:
+      if number == 1 and not names:
+        continue  # a header such as name,r,g,b
+      raise DataError(f'{path}:{number}: expected "name,r,g,b", got {line!r}') from None
+    if not all(0 <= v <= 255 for v in rgb):
+      raise DataError(f'{path}:{number}: colour values must be 0..255, got {rgb}')
+    names.append(fields[0])
+    colours.append(rgb)
+  if not names:
+    raise DataError(f'{path} holds no "name,r,g,b" line')
+  if len(set(colours)) != len(colours):
+    raise DataError(f'{path} repeats a colour')
+  return tuple(names), tuple(colours)
+
+
+def read_label_map_file(path: str, ignore_label: int) -> tuple[tuple[int, int], ...]:
+  """(raw id, training id) pairs of a file of `RAW TRAIN` lines; TRAIN may be 'ignore'."""
+  file = epath.Path(path)
+  if not file.is_file():
+    raise DataError(f'config.data.label_map_file={path!r} is not a file')
+  pairs = []
+  for number, line in enumerate(file.read_text().splitlines(), 1):
+    fields = line.split('#', 1)[0].replace(',', ' ').split()
+    if not fields:
+      continue
+    if len(fields) != 2 or not fields[0].isdigit() or not (
+        fields[1].isdigit() or fields[1] == 'ignore'):
+      raise DataError(f'{path}:{number}: expected "RAW_ID TRAIN_ID" (TRAIN_ID a class or '
+                      f'"ignore"), got {line!r}')
+    if fields[1] == 'ignore' and ignore_label < 0:
+      raise DataError(f'{path}:{number}: maps to ignore, but config.data.ignore_label is '
+                      f'not set (e.g. 255)')
+    pairs.append((int(fields[0]), ignore_label if fields[1] == 'ignore' else int(fields[1])))
+  return tuple(pairs)
+
+
+def resolve_classes(config):
+  """`config` with its class list complete: from `data.palette_file` when given
+  without a label map (palette, names, count), else `class_names=()` named
+  'class_0', 'class_1', ... (through a label map the file's rows are raw ids).
+
+  ConfigError when the names and `num_classes` disagree.
+  """
+  data = config.data
+  from_file = data.get('palette_file') and not (data.label_map or data.label_map_file)
+  if not from_file and len(data.class_names) == data.num_classes:
+    return config
+  config = config.copy_and_resolve_references()
+  if from_file:
+    names, colours = read_palette_file(data.palette_file)
+    config.data.palette, config.data.class_names = colours, names
+    config.data.num_classes = len(names)
+  elif not data.class_names:
+    config.data.class_names = tuple(f'class_{i}' for i in range(data.num_classes))
+  else:
+    raise ConfigError(f'config.data.class_names has {len(data.class_names)} names but '
+                      f'config.data.num_classes={data.num_classes}: give one name per class, '
+                      f'or class_names=() for generic names')
+  return config
 
 
 def encode_mask(mask: np.ndarray) -> np.ndarray:

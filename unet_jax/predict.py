@@ -74,7 +74,7 @@ def to_model_input(image: np.ndarray, train_size: Sequence[int], size_mode: str,
 
 def read_image(path: epath.Path) -> np.ndarray:
   """RGB uint8 (H, W, 3) from an RGB, RGBA or greyscale file."""
-  return np.asarray(lab_data.open_image(path).convert('RGB'))
+  return lab_data.image_rgb(lab_data.open_image(path), path)
 
 
 def _write_png(path: epath.Path, array: np.ndarray) -> None:

@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 from etils import epath  # noqa: E402
 
 from unet_jax import metrics  # noqa: E402
+from unet_jax import workdir as workdir_lib  # noqa: E402
 
 HISTORY = 'metrics_history.jsonl'
 EVAL_RESULTS = 'eval_results.json'  # a finished run's final evaluation (train.py)
@@ -116,8 +117,29 @@ def append_history(workdir: str, step: int, values: dict[str, float]) -> None:
   line = json.dumps({'step': step, **{k: float(v) for k, v in values.items()
                                       if '/iou/' not in k}})
   path = epath.Path(workdir) / HISTORY
-  # Rewritten, not appended: cloud storage (gs://) cannot append to a file.
-  path.write_text((path.read_text() if path.exists() else '') + line + '\n')
+  if '://' in str(path):  # cloud storage (gs://) cannot append: rewrite the object
+    path.write_text((path.read_text() if path.exists() else '') + line + '\n')
+  else:
+    with open(path, 'a') as f:
+      f.write(line + '\n')
+
+
+def trim_history(workdir: str, last_step: int) -> None:
+  """Drops the rows after `last_step` (a resumed run redoes those steps), and a torn last line."""
+  path = epath.Path(workdir) / HISTORY
+  if not path.exists():
+    return
+  lines = path.read_text().splitlines()
+  kept = [line for line in lines if _row_step(line) is not None and _row_step(line) <= last_step]
+  if len(kept) != len(lines):
+    workdir_lib.write_atomic(path, ''.join(line + '\n' for line in kept))
+
+
+def _row_step(line: str) -> int | None:
+  try:
+    return int(json.loads(line)['step'])
+  except (ValueError, KeyError, TypeError):
+    return None  # a line torn by a kill mid-write
 
 
 def read_history(workdir: str) -> list[dict[str, float]]:
@@ -127,7 +149,7 @@ def read_history(workdir: str) -> list[dict[str, float]]:
     return []
   by_step: dict[tuple[int, frozenset], dict] = {}
   for line in path.read_text().splitlines():
-    if line.strip():
+    if _row_step(line) is not None:
       row = json.loads(line)
       by_step[(row['step'], frozenset(row))] = row
   return sorted(by_step.values(), key=lambda r: r['step'])

@@ -6,10 +6,10 @@ model and optimizer, resume from the newest checkpoint in the workdir if any
 evaluation, logging and checkpoints.
 """
 
+import contextlib
 import functools
-import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -22,9 +22,11 @@ from clu import metric_writers, parameter_overview, periodic_actions
 from etils import epath
 from jax.experimental import multihost_utils
 
-from unet_jax import (checkpointing, inference, input_pipeline, losses, metrics, models, optim,
-                      parallel, preemption, reports, views, visualize)
-from unet_jax.errors import CheckpointError, ConfigError, DivergedError, WorkdirError
+from unet_jax import (checkpointing, inference, input_pipeline, lab_data, losses, metrics, models,
+                      optim, parallel, preemption, reports, views, visualize)
+from unet_jax import workdir as workdir_lib
+from unet_jax.errors import (CheckpointError, ConfigError, DivergedError, UserError,
+                             WorkdirError)
 from unet_jax.train_state import TrainState, create_train_state
 
 
@@ -91,14 +93,6 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, config: ml_col
   }
 
 
-def _accumulate(total: dict[str, jax.Array] | None,
-                step_metrics: dict[str, jax.Array]) -> dict[str, jax.Array]:
-  if total is None:
-    return step_metrics
-  return {k: (jnp.minimum if k == 'first_nonfinite_step' else jnp.add)(total[k], v)
-          for k, v in step_metrics.items()}
-
-
 def train_scale_index(config: ml_collections.ConfigDict, step: int) -> int:
   """Which `config.train_input_scales` entry trains `step`: drawn from (seed, step) alone.
 
@@ -152,18 +146,6 @@ def predict_panels(state: TrainState, data: input_pipeline.SplitData,
   preds = np.asarray(views.predict_classes(state, images))
   return visualize.stack([visualize.panel(im, p, config.data.class_names, truth=t)
                           for im, p, t in zip(images, preds, data.masks[indices])])
-
-
-def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> str:
-  """Creates the workdir, writes the config there; returns its absolute path."""
-  workdir = checkpointing.absolute(workdir)
-  try:
-    epath.Path(workdir).mkdir(parents=True, exist_ok=True)
-    if jax.process_index() == 0:
-      (epath.Path(workdir) / 'config.json').write_text(config.to_json_best_effort(indent=2))
-  except OSError as e:
-    raise WorkdirError(f'cannot write to --workdir={workdir}: {e}') from e
-  return workdir
 
 
 def with_class_weights(config: ml_collections.ConfigDict,
@@ -234,25 +216,78 @@ def _check_finite(sums: dict[str, np.ndarray], step: int, policy: str,
       f'config.nonfinite=skip to skip such updates and go on.')
 
 
+@contextlib.contextmanager
+def best_effort(what: str) -> Iterator[None]:
+  """Runs reporting code whose failure must not stop (or cost) training."""
+  try:
+    yield
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning('Could not %s (%s: %s); training goes on. --verbosity=1 shows the '
+                    'traceback.', what, type(e).__name__, str(e).splitlines()[0][:300] if str(e)
+                    else '')
+    logging.debug('Traceback of the failure to %s:', what, exc_info=True)
+
+
+def _create_workdir(workdir: str) -> bool:
+  """Creates `workdir` if needed; returns whether it was created now."""
+  path = epath.Path(workdir)
+  try:
+    existed = path.is_dir()
+    path.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise WorkdirError(f'cannot write to --workdir={workdir}: {e}') from e
+  return not existed
+
+
+def _remove_if_empty(workdir: str) -> None:
+  """Undoes `_create_workdir` for a run that failed before writing anything."""
+  path = epath.Path(workdir)
+  with contextlib.suppress(OSError):
+    if all(p.name == workdir_lib.LOCK for p in path.iterdir()):
+      (path / workdir_lib.LOCK).unlink(missing_ok=True)
+      path.rmdir()
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
   """Trains `config` in `workdir`, resuming from its newest good checkpoint.
 
   Returns the final evaluation summary (also written to
   `workdir/eval_results.json`). On SIGTERM it saves a checkpoint at the next
   step boundary and returns early with `summary['preempted'] = 1.0`.
+
+  The workdir is locked for the run's life (`workdir.exclusive`), and nothing
+  in it changes until the config, the data and any checkpoint to resume from
+  have been checked: a refused run leaves an existing run as it was.
   """
   if config.nonfinite not in NONFINITE_POLICIES:
     raise ConfigError(f'config.nonfinite must be one of {NONFINITE_POLICIES}, '
                       f'got {config.nonfinite!r}')
+  config = lab_data.resolve_classes(config)  # names from a palette file, or generic
   model = models.create_model(config.model, config.data.num_classes)
   model.check_input_shape((1, *config.data.image_size, 3))
+  # Traced, not run: a model option that cannot work fails here, before any data is read.
+  jax.eval_shape(model.init, jax.random.key(0),
+                 jax.ShapeDtypeStruct((1, *config.data.image_size, 3), jnp.uint8))
+  parallel.check_batch_size(config.batch_size)
+  parallel.check_batch_size(config.eval_batch_size, 'eval_batch_size')
+  workdir = checkpointing.absolute(workdir)
+  created = _create_workdir(workdir)
+  lock = (workdir_lib.exclusive(workdir) if jax.process_index() == 0
+          else contextlib.nullcontext())
+  try:
+    with lock, checkpointing.background_failures_hidden():
+      return _train_locked(config, workdir, model)
+  except UserError:
+    if created and jax.process_index() == 0:
+      _remove_if_empty(workdir)
+    raise
+
+
+def _train_locked(config: ml_collections.ConfigDict, workdir: str,
+                  model: models.UNet) -> dict[str, float]:
   # One model per training scale (multi-scale training), checked before any work.
   train_models = views.models_at_scales(config, config.train_input_scales,
                                         'config.train_input_scales') or (model,)
-  parallel.check_batch_size(config.batch_size)
-  parallel.check_batch_size(config.eval_batch_size, 'eval_batch_size')
-  workdir = prepare_workdir(config, workdir)
-
   data_dir = input_pipeline.resolve_data_dir(config.data, workdir)
   shard = (jax.process_index(), jax.process_count())
   train_data = input_pipeline.load_split(data_dir, 'train', config.data, *shard,
@@ -260,6 +295,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   eval_data = input_pipeline.load_split(data_dir, 'validation', config.data, *shard)
   batches = input_pipeline.TrainBatches(train_data, config.batch_size, config.seed,
                                         config.data.augment, config.data.image_size, *shard)
+  config_json = config.to_json_best_effort(indent=2)  # as given, before derived fields
   config = with_class_weights(config, train_data)
   total_steps = num_train_steps(config, batches.steps_per_epoch)
   logging.info('%d train / %d validation frames; %d steps of %d (%.1f epochs)',
@@ -285,6 +321,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   elif config.init_from:
     state = jax.device_put(initialize_from(state, config), replicated)
   start_step = int(state.step)
+  # Everything is checked: from here on the workdir is this run's.
+  if jax.process_index() == 0:
+    with checkpointing.storage_errors_as_workdir_error(f'writing {workdir}/config.json'):
+      workdir_lib.record_config(workdir, config_json)
+      reports.trim_history(workdir, start_step)  # steps after it are redone
 
   data_sharding = parallel.batch_sharding(mesh)
   # One compiled step per training scale, each compiled when first drawn.
@@ -297,8 +338,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
   report = periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer)
   summary: dict[str, float] = {}
-  train_sums = None
-  step = logged_step = start_step
+  window = _Window(start_step)
+  step = saved_step = start_step
   device_batches = parallel.prefetch_to_device(batches.iterate(start_step), data_sharding,
                                                config.prefetch_batches)
   try:
@@ -307,64 +348,137 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         with jax.profiler.StepTraceAnnotation('train', step_num=step):
           state, step_metrics = p_train_steps[train_scale_index(config, step)](
               state, next(device_batches))
-        # Sums stay on device; the host reads them every log_every_steps.
-        train_sums = _accumulate(train_sums, step_metrics)
+        window.add(step_metrics)
         if jax.process_index() == 0:
           report(step)
         is_last = step == total_steps
         preempted = stop.should_stop(step)
+        is_eval = step % config.eval_every_steps == 0 or is_last
+        is_checkpoint = step % config.checkpoint_every_steps == 0 or is_last or preempted
         if step % config.log_every_steps == 0 or is_last or preempted:
-          sums = jax.device_get(train_sums)
-          train_sums = None
-          _check_finite(sums, step, config.nonfinite, manager.latest_step())
-          applied = step - logged_step - int(sums['nonfinite'])
-          logged_step = step
-          scalars = {
-              'train/loss': sums['loss_sum'] / max(sums['weight_sum'], 1e-12),
-              'train/pixel_accuracy': sums['correct'] / max(sums['pixels'], 1),
-              'train/grad_norm': float(sums['grad_norm']) / max(applied, 1),  # window mean
-              'train/skipped_updates': int(sums['nonfinite']),
-              'train/learning_rate': float(schedule(step - 1)),
-          }
-          writer.write_scalars(step, scalars)
-          if jax.process_index() == 0:
-            reports.append_history(workdir, step, scalars)
+          log_window(window, step, config, schedule, writer, workdir, manager)
+        elif (is_eval or is_checkpoint) and config.nonfinite == 'stop':
+          # No checkpoint may hold a step after a non-finite one (see README).
+          _check_finite(window.nonfinite(), step, 'stop', manager.latest_step())
+        if is_checkpoint:
+          with report.timed('checkpoint'):
+            checkpointing.save(manager, step, state, config)
+            saved_step = step
         if preempted:
-          checkpointing.save(manager, step, state, config)
           logging.warning('Stopped by %s at step %d; checkpoint saved. Run the same command '
                           'to resume.', stop.signal_name or 'preemption', step)
           return {'preempted': 1.0, 'step': float(step)}
-        if step % config.eval_every_steps == 0 or is_last:
+        if is_eval:
           with report.timed('eval'):
-            summary, _ = evaluate(p_eval_step, state, eval_data, config, data_sharding)
-            scalars = {f'eval/{k}': v for k, v in summary.items() if not math.isnan(v)}
-            writer.write_scalars(step, scalars)
-            if checkpointing.maybe_save_best(best_manager, workdir, step, summary['mean_iou'],
-                                             state, config):
-              logging.info('New best validation mIoU %.4f at step %d', summary['mean_iou'], step)
-            # Every process runs the model (it spans all of them); process 0 writes.
-            panels = predict_panels(state, eval_data, config, panel_indices)
-            if jax.process_index() == 0:
-              reports.append_history(workdir, step, scalars)
-              writer.write_images(step, {'eval/predictions': panels[None]})
-        if step % config.checkpoint_every_steps == 0 or is_last:
-          with report.timed('checkpoint'):
-            checkpointing.save(manager, step, state, config)
+            summary = evaluate_and_record(p_eval_step, state, eval_data, config, step,
+                                          data_sharding, writer, workdir, best_manager,
+                                          panel_indices)
+  except (KeyboardInterrupt, Exception) as e:  # pylint: disable=broad-except
+    if not isinstance(e, (DivergedError, WorkdirError)):
+      _save_before_stopping(manager, state, config, window, saved_step, e)
+    raise
   finally:
     # An asynchronous save in flight is completed, whatever ended the loop.
     for m in (manager, best_manager):
-      m.wait_until_finished()
+      checkpointing.finish(m)
       m.close()
 
   if not summary:  # nothing left to train: score the restored state.
     summary, _ = evaluate(p_eval_step, state, eval_data, config, data_sharding)
   best = checkpointing.best_record(workdir) or {}
   if jax.process_index() == 0:
-    (epath.Path(workdir) / reports.EVAL_RESULTS).write_text(json.dumps(
-        {'step': int(state.step), 'best_step': best.get('step'), **summary}, indent=2))
-    reports.plot_training_curves(workdir, epath.Path(workdir) / 'training_curves.png')
+    workdir_lib.write_json(epath.Path(workdir) / reports.EVAL_RESULTS,
+                           {'step': int(state.step), 'best_step': best.get('step'), **summary})
+    with best_effort('plot the training curves'):
+      reports.plot_training_curves(workdir, epath.Path(workdir) / 'training_curves.png')
   logging.info('Final validation: mean IoU %.4f, pixel accuracy %.4f (step %d); best mean IoU '
                '%.4f at step %s (checkpoints_best/)', summary['mean_iou'],
                summary['pixel_accuracy'], int(state.step), best.get('mean_iou', float('nan')),
                best.get('step'))
   return summary
+
+
+class _Window:
+  """Train-step metrics summed on the device since the last log step."""
+
+  def __init__(self, step: int):
+    self.sums: dict[str, jax.Array] | None = None
+    self.logged_step = step
+
+  def add(self, step_metrics: dict[str, jax.Array]) -> None:
+    # first_nonfinite_step is a running minimum; every other metric a sum.
+    if self.sums is None:
+      self.sums = step_metrics
+    else:
+      self.sums = {k: (jnp.minimum if k == 'first_nonfinite_step' else jnp.add)(self.sums[k], v)
+                   for k, v in step_metrics.items()}
+
+  def nonfinite(self) -> dict[str, np.ndarray]:
+    """The window's non-finite count and first such step, read without closing it."""
+    if self.sums is None:
+      return {'nonfinite': np.int32(0), 'first_nonfinite_step': np.int32(_NO_STEP)}
+    return jax.device_get({k: self.sums[k] for k in ('nonfinite', 'first_nonfinite_step')})
+
+  def close(self, step: int) -> tuple[dict[str, np.ndarray], int]:
+    """(the window's sums, its number of steps); starts the next window."""
+    sums, steps = jax.device_get(self.sums), step - self.logged_step
+    self.sums, self.logged_step = None, step
+    return sums, steps
+
+
+def log_window(window: _Window, step: int, config: ml_collections.ConfigDict,
+               schedule: Callable[[int], Any], writer, workdir: str, manager) -> None:
+  """Checks, writes and records the training metrics of the steps since the last log."""
+  sums, steps = window.close(step)
+  _check_finite(sums, step, config.nonfinite, manager.latest_step())
+  applied = steps - int(sums['nonfinite'])
+  scalars = {
+      'train/loss': sums['loss_sum'] / max(sums['weight_sum'], 1e-12),
+      'train/pixel_accuracy': sums['correct'] / max(sums['pixels'], 1),
+      'train/grad_norm': float(sums['grad_norm']) / max(applied, 1),  # window mean
+      'train/skipped_updates': int(sums['nonfinite']),
+      'train/learning_rate': float(schedule(step - 1)),
+  }
+  writer.write_scalars(step, scalars)
+  if jax.process_index() == 0:
+    with best_effort(f'append step {step} to {reports.HISTORY}'):
+      reports.append_history(workdir, step, scalars)
+
+
+def evaluate_and_record(eval_fn, state: TrainState, eval_data: input_pipeline.SplitData,
+                        config: ml_collections.ConfigDict, step: int, sharding, writer,
+                        workdir: str, best_manager, panel_indices: np.ndarray
+                        ) -> dict[str, float]:
+  """Scores the validation split, keeps the best checkpoint, writes scalars and panels."""
+  summary, _ = evaluate(eval_fn, state, eval_data, config, sharding)
+  scalars = {f'eval/{k}': v for k, v in summary.items() if not math.isnan(v)}
+  writer.write_scalars(step, scalars)
+  if checkpointing.maybe_save_best(best_manager, workdir, step, summary['mean_iou'], state,
+                                   config):
+    logging.info('New best validation mIoU %.4f at step %d', summary['mean_iou'], step)
+  if jax.process_index() == 0:
+    with best_effort(f'append step {step} to {reports.HISTORY}'):
+      reports.append_history(workdir, step, scalars)
+  # Every process runs the model (it spans all of them); process 0 writes.
+  with best_effort(f'draw the prediction panels of step {step}'):
+    panels = predict_panels(state, eval_data, config, panel_indices)
+    if jax.process_index() == 0:
+      writer.write_images(step, {'eval/predictions': panels[None]})
+  return summary
+
+
+def _save_before_stopping(manager, state: TrainState, config: ml_collections.ConfigDict,
+                          window: _Window, saved_step: int, error: BaseException) -> None:
+  """Keeps the steps done when an error ends the run, unless they may hold a bad update."""
+  step = None
+  try:
+    step = int(state.step)  # fails if the error came inside the step (its input was donated)
+    if step <= saved_step or (config.nonfinite == 'stop' and window.nonfinite()['nonfinite']):
+      return
+    checkpointing.save(manager, step, state, config)
+    checkpointing.finish(manager)
+    logging.warning('%s ended the run at step %d: saved a checkpoint of that step first.',
+                    type(error).__name__, step)
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning('Could not save step %d after %s (%s: %s).', step, type(error).__name__,
+                    type(e).__name__, e)

@@ -3,6 +3,8 @@
 Panels are `image | truth | prediction` tiles (truth only when known) with a
 title above each tile and a legend of the classes present below. They are
 plain uint8 arrays, so the same picture goes to PNG files and TensorBoard.
+Mask values that are no class (an ignore label such as 255, or a void label
+equal to the class count) are drawn in white and listed as 'ignored'.
 """
 
 from typing import Sequence
@@ -15,6 +17,7 @@ from unet_jax.classes import CARLA_PALETTE
 TITLE_HEIGHT = 16
 GAP = 4
 LEGEND_ROW = 16
+IGNORED_COLOUR = (255, 255, 255)
 
 
 def palette(num_classes: int) -> np.ndarray:
@@ -28,8 +31,10 @@ def palette(num_classes: int) -> np.ndarray:
 
 
 def colorize(mask: np.ndarray, num_classes: int) -> np.ndarray:
-  """Class-index mask (H, W) -> RGB (H, W, 3) in the fixed palette."""
-  return palette(num_classes)[np.clip(mask, 0, num_classes - 1)]
+  """Class-index mask (H, W) -> RGB (H, W, 3) in the fixed palette; no class: white."""
+  colours = np.concatenate([palette(num_classes), np.array([IGNORED_COLOUR], np.uint8)])
+  mask = np.asarray(mask)
+  return colours[np.where((mask >= 0) & (mask < num_classes), mask, num_classes)]
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, num_classes: int,
@@ -47,17 +52,21 @@ def _font(size: int = 11):
   return ImageFont.load_default(size=size)
 
 
-def panel(image: np.ndarray, prediction: np.ndarray, class_names: Sequence[str],
+def panel(image: np.ndarray, prediction: np.ndarray | None, class_names: Sequence[str],
           truth: np.ndarray | None = None) -> np.ndarray:
-  """`image | truth | prediction` with titles and a legend of present classes."""
+  """`image | truth | prediction` with titles and a legend of present classes.
+
+  Either mask may be None (not both): `image | truth` shows a dataset's frame.
+  """
   n = len(class_names)
-  h, w = prediction.shape
+  masks = [m for m in (truth, prediction) if m is not None]
+  h, w = masks[0].shape
   tiles = [('image', image)]
   if truth is not None:
     tiles.append(('truth', colorize(truth, n)))
-  tiles.append(('prediction', colorize(prediction, n)))
-  present = np.unique(prediction if truth is None else np.concatenate(
-      [prediction.ravel(), truth.ravel()]))
+  if prediction is not None:
+    tiles.append(('prediction', colorize(prediction, n)))
+  present = np.unique(np.concatenate([m.ravel() for m in masks]))
   per_row = max(1, (len(tiles) * (w + GAP)) // 110)
   legend_rows = -(-len(present) // per_row)
   total_w = len(tiles) * (w + GAP) - GAP
@@ -72,9 +81,12 @@ def panel(image: np.ndarray, prediction: np.ndarray, class_names: Sequence[str],
   for i, c in enumerate(present):
     row, col = divmod(i, per_row)
     x, y = col * 110, TITLE_HEIGHT + h + GAP + row * LEGEND_ROW
-    draw.rectangle([x + 2, y + 2, x + 12, y + 12], fill=tuple(int(v) for v in colours[c]),
+    known = 0 <= c < n
+    draw.rectangle([x + 2, y + 2, x + 12, y + 12],
+                   fill=tuple(int(v) for v in colours[c]) if known else IGNORED_COLOUR,
                    outline=(0, 0, 0))
-    draw.text((x + 16, y + 1), f'{c} {class_names[c]}', fill=(0, 0, 0), font=font)
+    draw.text((x + 16, y + 1), f'{c} {class_names[c]}' if known else f'{c} ignored',
+              fill=(0, 0, 0), font=font)
   return np.asarray(canvas)
 
 
@@ -84,3 +96,12 @@ def stack(panels: Sequence[np.ndarray]) -> np.ndarray:
   rows = [np.pad(p, ((0, GAP), (0, width - p.shape[1]), (0, 0)), constant_values=255)
           for p in panels]
   return np.concatenate(rows)
+
+
+def titled(picture: np.ndarray, title: str) -> np.ndarray:
+  """`picture` with a line of text above it."""
+  h, w = picture.shape[:2]
+  canvas = Image.new('RGB', (w, TITLE_HEIGHT + h), (255, 255, 255))
+  canvas.paste(Image.fromarray(np.asarray(picture, np.uint8)), (0, TITLE_HEIGHT))
+  ImageDraw.Draw(canvas).text((2, 2), title, fill=(0, 0, 0), font=_font())
+  return np.asarray(canvas)

@@ -30,6 +30,7 @@ from absl import logging
 from etils import epath
 
 from unet_jax import lab_data
+from unet_jax.datasets import layouts
 from unet_jax.errors import DataError
 
 _MANUAL_INSTRUCTIONS = """\
@@ -55,11 +56,23 @@ class FolderConfig(tfds.core.BuilderConfig):
   split_file: str = ''
   skip_bad_pairs: bool = False
   source_fingerprint: str = ''
+  label_map: tuple[tuple[int, int], ...] = ()
+  layout: str = 'folder'
+  image_dir_pattern: str = ''
+  mask_dir_pattern: str = ''
+  list_files: tuple[tuple[str, str], ...] = ()
+  path_prefix_map: str = ''
 
   @property
   def format(self) -> lab_data.FolderFormat:
     return lab_data.FolderFormat(self.image_subdir, self.mask_subdir, self.mask_encoding,
-                                 self.palette, self.num_classes, self.ignore_label)
+                                 self.palette, self.num_classes, self.ignore_label,
+                                 self.label_map)
+
+  @property
+  def layout_spec(self) -> layouts.Layout:
+    return layouts.Layout(self.layout, self.image_dir_pattern, self.mask_dir_pattern,
+                          self.list_files, self.path_prefix_map)
 
 
 class SegmentationFolder(tfds.core.GeneratorBasedBuilder):
@@ -85,31 +98,12 @@ class SegmentationFolder(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     cfg = self.builder_config
     cfg.format.check()
-    pairs = lab_data.list_pairs(dl_manager.manual_dir, cfg.format,
-                                skip_unmatched=cfg.skip_bad_pairs)
-    clips = lab_data.clip_ids([p.name for p in pairs], cfg.clip_gap)
-    if cfg.split_file:
-      chosen = lab_data.read_split_file(cfg.split_file)
-      unknown = sorted(chosen.keys() - {p.name for p in pairs})
-      if unknown:
-        raise DataError(f'{cfg.split_file} names {len(unknown)} frame(s) not in '
-                        f'{dl_manager.manual_dir}, e.g. {unknown[:3]}')
-      split_of = [chosen.get(p.name) for p in pairs]
-      wanted = sorted(set(chosen.values()))
-    else:
-      split_of = [lab_data.split_of_clip(c, cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
-                  for c in clips]
-      wanted = ['train'] + [s for s, f in (('validation', cfg.val_fraction),
-                                           ('test', cfg.test_fraction)) if f > 0]
-    generators = {}
-    for split in wanted:
-      members = [(p, c) for p, c, s in zip(pairs, clips, split_of) if s == split]
-      if not members:
-        raise DataError(f'split {split!r} of {dl_manager.manual_dir} would be empty '
-                        f'({len(set(clips))} clips): adjust config.data.val_fraction / '
-                        f'test_fraction / split_seed or add clips')
-      generators[split] = self._generate_examples(members, split)
-    return generators
+    splits = layouts.split_pairs(
+        epath.Path(dl_manager.manual_dir), cfg.layout_spec, cfg.format,
+        split_file=cfg.split_file, val_fraction=cfg.val_fraction,
+        test_fraction=cfg.test_fraction, split_seed=cfg.split_seed, clip_gap=cfg.clip_gap,
+        skip_unmatched=cfg.skip_bad_pairs)
+    return {split: self._generate_examples(members, split) for split, members in splits.items()}
 
   def _generate_examples(self, members, split: str):
     fmt, skipped = self.builder_config.format, []
@@ -134,10 +128,19 @@ class CarlaLab(SegmentationFolder):
       name='default', description='The lab data; 20 % of clips for validation, seed 0.')]
 
 
-def source_fingerprint(source_dir: str | os.PathLike, fmt: lab_data.FolderFormat) -> str:
-  """A hash of the file names and sizes under the image and mask folders."""
+def source_fingerprint(source_dir: str | os.PathLike, fmt: lab_data.FolderFormat,
+                       layout: layouts.Layout = layouts.Layout()) -> str:
+  """A hash of the names and sizes of the source files (and of the list files)."""
   h = hashlib.sha256()
   root = epath.Path(source_dir)
+  if layout.has_splits:
+    for split, pairs in sorted(layouts.pairs_by_split(root, layout, fmt, True).items()):
+      for p in pairs:
+        for path in (p.image_path, p.mask_path):
+          h.update(f'{split}:{path}:{path.stat().length}\n'.encode())
+    for _, path in layout.list_files:
+      h.update(epath.Path(path).read_bytes())
+    return h.hexdigest()[:16]
   if not root.is_dir():
     raise DataError(f'data directory {root} does not exist or is not a directory')
   for sub in (fmt.image_subdir, fmt.mask_subdir):
@@ -152,15 +155,19 @@ def source_fingerprint(source_dir: str | os.PathLike, fmt: lab_data.FolderFormat
 def folder_config(data: ml_collections.ConfigDict, source_dir: str | os.PathLike) -> FolderConfig:
   """The builder config of `config.data` reading `source_dir`."""
   fmt = lab_data.FolderFormat.from_config(data)
+  layout = layouts.Layout.from_config(data)
   fields = dict(
       image_subdir=fmt.image_subdir, mask_subdir=fmt.mask_subdir,
       mask_encoding=fmt.mask_encoding, palette=fmt.palette, num_classes=fmt.num_classes,
-      ignore_label=fmt.ignore_label, val_fraction=float(data.val_fraction),
+      ignore_label=fmt.ignore_label, label_map=fmt.label_map, layout=layout.kind,
+      image_dir_pattern=layout.image_dir_pattern, mask_dir_pattern=layout.mask_dir_pattern,
+      list_files=tuple((s, os.path.abspath(p)) for s, p in layout.list_files),
+      path_prefix_map=layout.path_prefix_map, val_fraction=float(data.val_fraction),
       test_fraction=float(data.test_fraction), split_seed=int(data.split_seed),
       clip_gap=int(data.clip_gap),
       split_file=os.path.abspath(data.split_file) if data.split_file else '',
       skip_bad_pairs=bool(data.skip_bad_pairs),
-      source_fingerprint=source_fingerprint(source_dir, fmt))
+      source_fingerprint=source_fingerprint(source_dir, fmt, layout))
   if data.split_file:  # the split list's content decides, not only its path
     fields['split_file_sha'] = hashlib.sha256(
         epath.Path(data.split_file).read_bytes()).hexdigest()[:16]
