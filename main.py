@@ -10,6 +10,7 @@ the config the run wrote to <workdir>/config.json unless --config is given.
 """
 
 import logging as py_logging
+import os
 import re
 import sys
 
@@ -42,36 +43,52 @@ config_flags.DEFINE_config_file('config', None, 'Configuration file.', lock_conf
 flags.mark_flags_as_required(['workdir'])
 
 
-def _hide_orbax_info(record: py_logging.LogRecord) -> bool:
-  # Orbax logs a dozen INFO lines per save; keep its warnings and errors.
-  return record.levelno >= py_logging.WARNING or '/orbax/' not in record.pathname
+_REPO = os.path.dirname(os.path.abspath(__file__))
+# TFDS: for every builder config we make, and before every first build.
+_NOISE = ('Using custom data configuration', 'Variant folder ')
+
+
+def _console_filter(record: py_logging.LogRecord) -> bool:
+  """What a person reads: our own INFO lines, everyone's warnings and errors.
+
+  Libraries' INFO lines (Orbax's dozen per save, TFDS's, clu's scalar lines and
+  parameter table) go to the console only with --verbosity=1 or more; they
+  stay in TensorBoard and the history file either way.
+  """
+  if FLAGS.verbosity >= 1:
+    return True
+  if record.getMessage().startswith(_NOISE):
+    return False
+  return record.levelno >= py_logging.WARNING or record.pathname.startswith(_REPO + os.sep) and (
+      '/site-packages/' not in record.pathname)
 
 
 def _run(config, errors) -> int:
-  from unet_jax import evaluate, export, inference, predict, train
+  from unet_jax import evaluate, export, predict, restore, stages, train
   if FLAGS.mode == 'train':
     if config is None:
       raise errors.ConfigError('--config is required for --mode=train')
-    train.train_and_evaluate(config, FLAGS.workdir)
+    (stages if config.stages else train).train_and_evaluate(config, FLAGS.workdir)
     return 0
-  config = config or inference.load_config(FLAGS.workdir)
+  workdir = restore.trained_workdir(FLAGS.workdir)  # a staged run: its final stage
+  config = config or restore.load_config(workdir)
   if FLAGS.mode == 'eval':
     if FLAGS.hflip:
       config.eval_hflip = True
     if FLAGS.input_scales:
       config.eval_input_scales = tuple(_floats('--input_scales', FLAGS.input_scales, errors))
-    evaluate.evaluate_checkpoint(config, FLAGS.workdir, checkpoint=FLAGS.checkpoint,
+    evaluate.evaluate_checkpoint(config, workdir, checkpoint=FLAGS.checkpoint,
                                  split=FLAGS.split, data_dir=FLAGS.data_dir,
                                  output_dir=FLAGS.output_dir)
   elif FLAGS.mode == 'predict':
     if not FLAGS.input or not FLAGS.output_dir:
       raise errors.ConfigError('--mode=predict needs --input and --output_dir')
-    counts = predict.predict_files(config, FLAGS.workdir, FLAGS.input, FLAGS.output_dir,
+    counts = predict.predict_files(config, workdir, FLAGS.input, FLAGS.output_dir,
                                    checkpoint=FLAGS.checkpoint, size_mode=FLAGS.size_mode,
                                    batch_size=FLAGS.batch_size, mask_dir=FLAGS.mask_dir)
     return 1 if counts['failed'] else 0
   elif FLAGS.mode == 'export':
-    export.export_checkpoint(config, FLAGS.workdir, FLAGS.output_dir,
+    export.export_checkpoint(config, workdir, FLAGS.output_dir,
                              checkpoint=FLAGS.checkpoint, platforms=tuple(FLAGS.platforms))
   return 0
 
@@ -88,11 +105,16 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   _check_config_file()
-  logging.get_absl_handler().addFilter(_hide_orbax_info)
+  logging.get_absl_handler().addFilter(_console_filter)
+  if FLAGS.verbosity < 1:  # TensorFlow's C++ start-up notices (oneDNN, CPU features)
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   # TensorFlow (used for TFDS and summaries only) must not grab accelerators.
   import tensorflow as tf
   tf.config.set_visible_devices([], 'GPU')
   tf.config.set_visible_devices([], 'TPU')
+  if FLAGS.verbosity < 1:
+    import tensorflow_datasets as tfds
+    tfds.disable_progress_bar()  # a dataset build logs one line instead
 
   import jax
   from unet_jax import checkpointing, distributed, errors, host

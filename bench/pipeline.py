@@ -3,9 +3,9 @@
   python -m bench.pipeline --data_dir=../shared/data/carla_lab/320x240
   python -m bench.pipeline            # generated frames when no data_dir is given
 
-The pipeline is timed alone (`TrainBatches` of configs/carla_plus.py's
+The pipeline is timed alone (`TrainBatches` of configs/carla_plus_w16.py's
 augmentation: flips, zoom + crop, colour jitter), then the train steps of
-configs/carla.py (the lab model) and configs/carla_plus.py on random batches,
+configs/carla.py (the lab model) and configs/carla_plus_w16.py on random batches,
 in the same process, interleaved over `--rounds`; medians are reported with
 the ratios pipeline / train step, which should stay well above 1 (target 3x).
 """
@@ -23,20 +23,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from configs import carla, carla_plus
-from unet_jax import input_pipeline, models, optim, synthetic, train
+from configs import carla, carla_plus_w16
+from unet_jax import models, optim, train
+from unet_jax.data import augmentation, loading, synthetic
 
 
 def pipeline_rate(data_dir: str, batch: int, steps: int) -> callable:
-  config = carla_plus.get_config()
+  config = carla_plus_w16.get_config()
   config.batch_size = batch
   if not data_dir:
     s = config.data.synthetic
     data_dir = synthetic.generate(os.path.join(tempfile.mkdtemp(), 'frames'), num_clips=12,
                                   frames_per_clip=12, height=s.height, width=s.width, seed=0)
-  data = input_pipeline.load_split(data_dir, 'train', config.data,
-                                   size=input_pipeline.cache_size(config.data))
-  batches = input_pipeline.TrainBatches(data, batch, 0, config.data.augment,
+  data = loading.load_split(data_dir, 'train', config.data,
+                                   size=augmentation.cache_size(config.data))
+  batches = augmentation.TrainBatches(data, batch, 0, config.data.augment,
                                         config.data.image_size)
   rounds = iter(range(1, 10**6))
 
@@ -86,7 +87,7 @@ def main() -> None:
   subjects = {'pipeline': pipeline_rate(args.data_dir, args.batch, 20)}
   if not args.pipeline_only:
     subjects.update(train_step_lab=step_rate(carla.get_config(), args.batch, 2),
-                    train_step_plus=step_rate(carla_plus.get_config(), args.batch, 3))
+                    train_step_plus=step_rate(carla_plus_w16.get_config(), args.batch, 3))
   rates = {name: [] for name in subjects}
   for r in range(args.rounds):
     for name, run in subjects.items():

@@ -1,17 +1,14 @@
-"""A quick real-data model: the embedded default's recipe on CARLA frames (~10 CPU minutes).
+"""A quick real-data model: the embedded default's small U-Net on CARLA frames.
 
-Run (the 699 shared frames, or the lab's `data/` folder):
-  python main.py --config=configs/carla_quick.py --workdir=/tmp/unet_carla_quick \
+For: debugging on a laptop and demo pictures, not for results: the small
+U-Net of configs/synthetic.py (539k parameters), AdamW + warmup + cosine,
+flips, 15 epochs at 96x128, batch 16; about 12 minutes on a 2-core CPU.
+
+Run (the 699 shared frames, or the lab's data/ folder):
+  python main.py --config=configs/carla_quick.py --workdir=workdirs/carla_quick \
       --config.data.data_dir=../shared/data/carla_lab/320x240
 
-For debugging on a laptop and for demo pictures, not for results: the small
-U-Net of configs/synthetic.py (4 levels of 16..128 channels, batch norm, 539k
-parameters vs 8.6M for the lab model), AdamW with warmup + cosine, horizontal
-flips, 15 epochs at 96x128, batch 16.
-Expected on a 2-core CPU (measured, README "Results"): validation mIoU 0.273,
-pixel accuracy 0.931 on the 111 validation frames (5 clips) of the shared
-data, in about 12 minutes. Road, sky, vegetation and terrain are found; poles,
-fences, pedestrians and signs are not (docs/carla_quick_eval.md).
+Expected: docs/results.md, row `carla_quick.py`; per class: docs/carla_quick_eval.md.
 """
 
 from configs import synthetic

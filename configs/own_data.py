@@ -1,20 +1,20 @@
 """Your own data, or a public benchmark, with this codebase's best single-run recipe.
 
-The recipe is configs/carla_plus_wide.py (the lab U-Net's widths with batch
+The recipe is configs/carla_plus_w32.py (the lab U-Net's widths with batch
 norm, AdamW + warmup + cosine, flips, zoom crops, colour jitter,
 cross-entropy + 0.5 soft Dice), trained at `image_size` on any dataset. Its
-result on the CARLA frames is in docs/carla_results.md (`carla_plus_wide`).
+result on the CARLA frames: docs/results.md, row `carla_plus_wide.py`.
 
 Set on the command line (every field: configs/default.py, `config.data`):
   data.data_dir      the dataset folder
-  data.layout        folder | split_folders | list_files (unet_jax/datasets/layouts.py)
+  data.layout        folder | split_folders | list_files (unet_jax/data/layouts.py)
   data.mask_encoding single_channel (8/16-bit ids) | paletted | palette (+ palette_file) | channel0
   data.num_classes, data.class_names (or () for class_0, class_1, ...), data.ignore_label
   data.label_map_file  raw ids -> training ids ("RAW TRAIN" lines, TRAIN may be 'ignore')
   data.image_size    (H, W), each a multiple of 16
 
 Look first (splits, sizes, class shares, a picture; nothing is trained):
-  python -m unet_jax.datasets.inspect --config=configs/own_data.py \
+  python -m unet_jax.data.inspect --config=configs/own_data.py \
       --config.data.data_dir=/data/camvid --config.data.num_classes=11 \
       --output_dir=/tmp/camvid_inspect
 
@@ -33,11 +33,11 @@ list files: --config.data.layout=list_files
 (lines `IMAGE_PATH MASK_PATH`; --config.data.path_prefix_map=/old/root=/data/x).
 """
 
-from configs import carla_plus_wide
+from configs import carla_plus_w32
 
 
 def get_config():
-  config = carla_plus_wide.get_config()
+  config = carla_plus_w32.get_config()
   config.data.layout = 'split_folders'
   config.data.mask_encoding = 'single_channel'
   config.data.class_names = ()  # generic names unless given (or read from palette_file)

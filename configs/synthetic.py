@@ -1,19 +1,16 @@
 """Embedded default: a small U-Net on generated driving scenes. Runs anywhere.
 
+For: the first run on a fresh machine, no data needed. 40 clips x 12 frames
+(CARLA classes, lab encoding) are generated into <workdir>/synthetic_data on
+first use, read through the same loader as real data and trained at 96x128:
+a 4-level U-Net of 16..128 channels with batch norm, AdamW, 420 steps, about
+5 minutes on a 2-core CPU.
+
 Run:
-  python main.py --config=configs/synthetic.py --workdir=/tmp/unet_synthetic
+  python main.py --config=configs/synthetic.py --workdir=workdirs/synthetic
 
-The data (40 clips x 12 frames, 192x256, CARLA class indices, lab encoding)
-is generated into `<workdir>/synthetic_data` on first use (about 20 s), then
-read through the same loader as real data and trained at 96x128: a 4-level
-U-Net of 16..128 channels with batch norm (539k parameters), AdamW 3e-3 with
-warmup + cosine, batch 8, 420 steps, horizontal flips.
-
-Expected on a 2-core CPU: about 5 minutes in all, validation mIoU about
-0.64-0.67 (measured 0.6721, pixel accuracy 0.914, 4 min 57 s with the TFDS
-pipeline; 0.6355 with an earlier batch order), against 0.079 mIoU / 0.552
-pixel accuracy for the "sky above, road below" predictor on the same frames
-(python -m unet_jax.baselines).
+Expected: docs/results.md, row `synthetic.py` (and the "sky above, road below"
+baseline on the same frames: python -m unet_jax.baselines --config=configs/synthetic.py).
 """
 
 from configs import default

@@ -32,7 +32,7 @@ def config() -> ml_collections.ConfigDict:
 @pytest.fixture(scope='session')
 def tiny_data_dir(tmp_path_factory) -> pathlib.Path:
   """A generated dataset in the lab layout, shared by the tests that only read it."""
-  from unet_jax import synthetic
+  from unet_jax.data import synthetic
   s = tiny_config().data.synthetic
   root = tmp_path_factory.mktemp('data') / 'synthetic'
   synthetic.generate(root, num_clips=s.num_clips, frames_per_clip=s.frames_per_clip,

@@ -9,6 +9,7 @@ import pytest
 from conftest import REPO, subprocess_env
 
 
+@pytest.mark.slow
 def test_harness_times_ours_and_keras_interleaved(tmp_path):
   out = tmp_path / 'bench.json'
   result = subprocess.run(

@@ -4,6 +4,7 @@ import json
 import math
 import subprocess
 import sys
+import pytest
 
 from conftest import REPO, subprocess_env
 
@@ -23,6 +24,7 @@ def _compare(*args):
                         env=subprocess_env(), capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_table_has_a_column_per_run_and_a_row_per_class(tmp_path):
   a = _run_dir(tmp_path, 'a', {'Road': 0.9, 'Pole': math.nan}, 100, mean_iou=0.45)
   b = _run_dir(tmp_path, 'b', {'Road': 0.95, 'Pole': 0.125}, 200, mean_iou=0.5375,
@@ -42,6 +44,7 @@ def test_table_has_a_column_per_run_and_a_row_per_class(tmp_path):
   assert out.read_text() == result.stdout
 
 
+@pytest.mark.slow
 def test_unfinished_run_and_name_mismatch_are_errors(tmp_path):
   a = _run_dir(tmp_path, 'a', {'Road': 0.9}, 100)
   result = _compare(a, str(tmp_path / 'missing'))

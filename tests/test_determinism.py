@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import jax
+import pytest
 
 from conftest import REPO, assert_trees_bitwise_equal, restore_checkpoint, subprocess_env
 
@@ -18,6 +19,7 @@ def _train(workdir, data_dir):
           json.loads((workdir / 'eval_results.json').read_text()))
 
 
+@pytest.mark.slow
 def test_two_processes_same_seed_bitwise_identical(tmp_path, tiny_data_dir):
   state_a, metrics_a = _train(tmp_path / 'a', tiny_data_dir)
   state_b, metrics_b = _train(tmp_path / 'b', tiny_data_dir)

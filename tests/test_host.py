@@ -37,6 +37,7 @@ def _train_log(tmp_path, data_dir, *args, **env):
   return result.stderr
 
 
+@pytest.mark.slow
 def test_training_splits_the_cpu_as_configured(tmp_path, tiny_data_dir):
   log = _train_log(tmp_path / 'a', tiny_data_dir, '--config.cpu_devices=2')
   assert 'CPU devices: 2 (config.cpu_devices=2' in log

@@ -53,6 +53,7 @@ TPU = ['launch/tpu_vm.sh', 'run', '--project=proj', '--zone=us-central2-b', '--n
        '--', '--config.batch_size=256']
 
 
+@pytest.mark.slow
 def test_tpu_vm_run_restarts_a_preempted_vm_into_the_same_workdir(stubs):
   env, log, tmp = stubs
   (tmp / 'states').write_text('PREEMPTED\n')
@@ -74,6 +75,7 @@ def test_tpu_vm_run_restarts_a_preempted_vm_into_the_same_workdir(stubs):
   assert 'training finished: gs://bucket/runs/a/eval_results.json' in out
 
 
+@pytest.mark.slow
 def test_tpu_vm_dry_run_prints_commands_and_runs_none(stubs):
   env, log, _ = stubs
   out = _run(TPU + [], env | {'DRY_RUN': '1'})
@@ -88,6 +90,7 @@ def test_tpu_vm_dry_run_prints_commands_and_runs_none(stubs):
                                           '--zone=z', '--name=n', '--dry-run'], env)
 
 
+@pytest.mark.slow
 def test_gpu_host_runs_one_process_on_the_chosen_gpus(stubs):
   env, log, _ = stubs
   _run(['launch/gpu_host.sh', '--config=configs/carla.py', '--workdir=/data/runs/a',
@@ -100,6 +103,7 @@ def test_gpu_host_runs_one_process_on_the_chosen_gpus(stubs):
   assert "jax[cuda12]==0.10.2" in out and 'CUDA_VISIBLE_DEVICES=0,1' in out
 
 
+@pytest.mark.slow
 def test_slurm_submits_a_requeueable_job_with_one_task_per_node(stubs):
   env, log, _ = stubs
   _run(['launch/slurm.sh', '--nodes=4', '--gpus_per_node=8', '--partition=gpu',
@@ -113,6 +117,7 @@ def test_slurm_submits_a_requeueable_job_with_one_task_per_node(stubs):
                          '--workdir=/shared/runs/a --config.seed=3')
 
 
+@pytest.mark.slow
 def test_slurm_batch_script_checkpoints_and_requeues_on_usr1(stubs):
   env, log, _ = stubs
   proc = subprocess.Popen(['bash', 'launch/slurm.sbatch', '--config=configs/carla.py',

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from unet_jax import input_pipeline, losses, metrics
+from unet_jax import losses, metrics
+from unet_jax.data import loading
 
 C = 5
 
@@ -170,12 +171,12 @@ def test_partial_last_batch_counts_each_example_once():
   """Evaluating 7 frames in batches of 3 (padded) equals one pass over all 7."""
   rng = np.random.default_rng(2)
   n, h, w = 7, 4, 4
-  data = input_pipeline.SplitData(
+  data = loading.SplitData(
       images=np.zeros((n, h, w, 3), np.uint8),
       masks=rng.integers(0, C, size=(n, h, w)).astype(np.uint8),
       names=tuple(str(i) for i in range(n)))
   preds_all = rng.integers(0, C, size=(n, h, w))
-  batches = list(input_pipeline.eval_batches(data, global_batch_size=3))
+  batches = list(loading.eval_batches(data, global_batch_size=3))
   assert [len(b['valid']) for b in batches] == [3, 3, 3]
   assert sum(b['valid'].sum() for b in batches) == n
   total = np.zeros((C, C), np.int64)
@@ -193,12 +194,13 @@ def test_eval_batches_over_process_shards_cover_every_example_once():
   n = 11
   labels = np.arange(n, dtype=np.uint8)[:, None, None].repeat(2, 1).repeat(2, 2)
   seen, num_batches = [], set()
-  for p in range(3):
-    shard = input_pipeline.SplitData(
-        np.zeros((len(range(p, n, 3)), 2, 2, 3), np.uint8),
-        input_pipeline.shard_of(labels, p, 3), tuple(input_pipeline.shard_of(
-            [str(i) for i in range(n)], p, 3)), global_size=n)
-    batches = list(input_pipeline.eval_batches(shard, 6, process_count=3))
+  bounds = [loading.shard_bounds(n, p, 3) for p in range(3)]
+  assert bounds == [(0, 4), (4, 8), (8, 11)]  # contiguous, as tfds.even_splits
+  for lo, hi in bounds:
+    shard = loading.SplitData(
+        np.zeros((hi - lo, 2, 2, 3), np.uint8), labels[lo:hi],
+        tuple(str(i) for i in range(lo, hi)), global_size=n)
+    batches = list(loading.eval_batches(shard, 6, process_count=3))
     num_batches.add(len(batches))
     for b in batches:
       assert len(b['valid']) == 2

@@ -40,6 +40,7 @@ def test_bad_input_size_is_a_clear_error(size):
     model.init(jax.random.key(0), jnp.zeros((1, *size, 3)))
 
 
+@pytest.mark.slow
 def test_input_scale_runs_the_same_weights_at_a_larger_size():
   cfg = default.lab_model()
   cfg.update(widths=(8, 16, 16), dropout=(0.0, 0.0, 0.0))
@@ -150,6 +151,7 @@ def test_max_pool_2x2_equals_flax_max_pool():
   np.testing.assert_allclose(g(layers.max_pool_2x2), g(plain), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_fast_and_plain_layer_impls_give_the_same_unet():
   """The whole model: same parameters, outputs and parameter gradients."""
   config = default.get_config().model
@@ -172,6 +174,7 @@ def test_unknown_pool_impl_is_a_config_error():
     layers.max_pool_2x2(jnp.zeros((1, 2, 2, 1)), impl='avg')
 
 
+@pytest.mark.slow
 def test_remat_keeps_parameters_outputs_and_gradients():
   cfg = default.lab_model()
   cfg.update(widths=(4, 8, 16), dropout=(0.0, 0.0, 0.0), norm='batch')

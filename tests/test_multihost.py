@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import REPO, subprocess_env
 
@@ -32,6 +33,7 @@ def _run_all(commands, devices_per_process, timeout=300):
   return outputs
 
 
+@pytest.mark.slow
 def test_2_processes_x_2_devices_equal_1_process_x_4_devices(tmp_path):
   script = str(REPO / 'tests' / 'train_steps_child.py')
   port = _free_port()
@@ -46,6 +48,7 @@ def test_2_processes_x_2_devices_equal_1_process_x_4_devices(tmp_path):
     np.testing.assert_allclose(two[key], one[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
 
+@pytest.mark.slow
 def test_checkpoint_of_a_2x2_run_resumes_on_1_device(tmp_path, tiny_data_dir):
   workdir = tmp_path / 'run'
   common = ['main.py', '--config=configs/tiny.py', f'--workdir={workdir}',
@@ -64,6 +67,7 @@ def test_checkpoint_of_a_2x2_run_resumes_on_1_device(tmp_path, tiny_data_dir):
   assert (workdir / 'checkpoints' / '6').is_dir()
 
 
+@pytest.mark.slow
 def test_sigterm_to_one_process_stops_all_at_the_same_step(tmp_path, tiny_data_dir):
   workdir = tmp_path / 'run'
   port = _free_port()
@@ -78,7 +82,7 @@ def test_sigterm_to_one_process_stops_all_at_the_same_step(tmp_path, tiny_data_d
   lines = []
   for line in procs[0].stdout:
     lines.append(line)
-    if '] [50] train/' in line:
+    if 'step 50/5000' in line:
       break
   procs[1].send_signal(signal.SIGTERM)
   outputs = [''.join(lines) + procs[0].communicate(timeout=120)[0],

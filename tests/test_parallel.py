@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import REPO, subprocess_env
 
@@ -17,6 +18,7 @@ def _run(device_count: int, out):
   return np.load(out)
 
 
+@pytest.mark.slow
 def test_train_steps_on_8_devices_equal_1_device(tmp_path):
   one = _run(1, tmp_path / 'one.npz')
   eight = _run(8, tmp_path / 'eight.npz')

@@ -58,6 +58,7 @@ def _wait_for(predicate, proc, timeout=120.0):
   return False
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_then_resume_is_bitwise_identical(
     reference_run, tiny_data_dir, tmp_path):
   rng = np.random.default_rng(0)
@@ -91,6 +92,7 @@ def test_sigkill_at_random_points_then_resume_is_bitwise_identical(
   assert_trees_bitwise_equal(_final_params(workdir), reference_run)
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_exits_zero(reference_run, tiny_data_dir, tmp_path):
   workdir = tmp_path / 'preempted'
   proc = _start(workdir, tiny_data_dir)
@@ -164,6 +166,7 @@ def _run_main(*args, cwd=REPO):
                         capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('flag, message', [
     ('--config.batch_size=abc', 'batch_size'),
     ('--config.data.source=folder', 'config.data.data_dir is empty'),
@@ -198,6 +201,7 @@ def _files(workdir):
   return {p: p.read_bytes() for p in workdir.rglob('*') if p.is_file()}
 
 
+@pytest.mark.slow
 def test_incompatible_checkpoint_is_refused_and_left_intact(config, tmp_path):
   workdir = tmp_path / 'run'
   train.train_and_evaluate(config, str(workdir))
@@ -227,8 +231,8 @@ def test_a_refused_run_changes_nothing_in_the_workdir(config, tmp_path, change, 
     train.train_and_evaluate(config, str(workdir))
   assert _files(workdir) == before
   # The workdir still evaluates as the run it was.
-  from unet_jax import inference
-  state, step = inference.restore_state(inference.load_config(str(workdir)), str(workdir))
+  from unet_jax import restore
+  state, step = restore.restore_state(restore.load_config(str(workdir)), str(workdir))
   assert step == 4
 
 
@@ -239,6 +243,7 @@ def test_a_refused_fresh_run_leaves_no_workdir(config, tmp_path):
   assert not (tmp_path / 'run').exists()
 
 
+@pytest.mark.slow
 def test_missing_config_file_is_one_line_at_once(tmp_path):
   start = time.time()
   result = _run_main('--config=configs/nope.py', f'--workdir={tmp_path}')
@@ -256,37 +261,37 @@ def _damage_data_files(checkpoint):
 
 
 def test_eval_on_a_damaged_latest_checkpoint_uses_the_previous_one(config, tmp_path, capfd):
-  from unet_jax import inference
+  from unet_jax import restore
   workdir = tmp_path / 'run'
   train.train_and_evaluate(config, str(workdir))
   _damage_data_files(workdir / 'checkpoints' / '4')
   capfd.readouterr()
-  _, step = inference.restore_state(config, str(workdir), 'latest')
+  _, step = restore.restore_state(config, str(workdir), 'latest')
   assert step == 2
   assert (workdir / 'checkpoints' / '4').exists()  # read-only: left where it is
   with pytest.raises(errors.CheckpointError, match='checkpoints/4 is damaged'):
-    inference.restore_state(config, str(workdir), '4')
+    restore.restore_state(config, str(workdir), '4')
   err = capfd.readouterr().err
   assert 'Traceback' not in err and 'Event loop is closed' not in err
 
 
 def test_eval_without_checkpoints_creates_nothing(config, tmp_path):
-  from unet_jax import inference
+  from unet_jax import restore
   workdir = tmp_path / 'run'
   workdir.mkdir()
   for checkpoint in ('latest', 'best'):
     with pytest.raises(errors.CheckpointError, match='no checkpoint in'):
-      inference.restore_state(config, str(workdir), checkpoint)
+      restore.restore_state(config, str(workdir), checkpoint)
   assert list(workdir.iterdir()) == []
 
 
 def test_eval_leaves_a_save_in_flight_alone(config, tmp_path):
-  from unet_jax import inference
+  from unet_jax import restore
   workdir = tmp_path / 'run'
   train.train_and_evaluate(config, str(workdir))
   in_flight = workdir / 'checkpoints' / '6.orbax-checkpoint-tmp-1234'
   in_flight.mkdir()
-  _, step = inference.restore_state(config, str(workdir), 'latest')
+  _, step = restore.restore_state(config, str(workdir), 'latest')
   assert step == 4 and in_flight.exists()
 
 
@@ -319,7 +324,7 @@ def test_reporting_failures_cost_no_training(config, tmp_path, monkeypatch, capl
   def broken_panel(*args, **kwargs):
     raise IndexError('index 11 is out of bounds for axis 0 with size 11')
 
-  monkeypatch.setattr(train.visualize, 'panel', broken_panel)
+  monkeypatch.setattr(train.eval_loop.visualize, 'panel', broken_panel)
   with caplog.at_level(logging.WARNING):
     summary = train.train_and_evaluate(config, str(tmp_path / 'run'))
   assert np.isfinite(summary['mean_iou'])
@@ -332,7 +337,7 @@ def test_the_checkpoint_comes_before_the_evaluation_and_an_error_saves_its_step(
   def broken_eval(*args, **kwargs):
     raise RuntimeError('evaluation crashed')
 
-  monkeypatch.setattr(train, 'evaluate', broken_eval)
+  monkeypatch.setattr(train.eval_loop, 'evaluate', broken_eval)
   config.eval_every_steps, config.checkpoint_every_steps = 2, 2
   with pytest.raises(RuntimeError, match='evaluation crashed'):
     train.train_and_evaluate(config, str(tmp_path / 'a'))
@@ -344,11 +349,11 @@ def test_the_checkpoint_comes_before_the_evaluation_and_an_error_saves_its_step(
 
 
 def test_a_copied_workdir_resumes_and_evaluates(config, tmp_path, caplog):
-  from unet_jax import inference
+  from unet_jax import restore
   train.train_and_evaluate(config, str(tmp_path / 'run'))
   shutil.copytree(tmp_path / 'run', tmp_path / 'copy')
   shutil.rmtree(tmp_path / 'run')  # moved, in effect
-  _, step = inference.restore_state(config, str(tmp_path / 'copy'), 'best')
+  _, step = restore.restore_state(config, str(tmp_path / 'copy'), 'best')
   assert step in (2, 4)
   config.num_train_steps = 6
   with caplog.at_level(logging.INFO):

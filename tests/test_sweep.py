@@ -91,6 +91,7 @@ def _start_runner(sweep_file, workdir):
       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
+@pytest.mark.slow
 def test_runner_survives_failures_and_interruptions(tmp_path, tiny_data_dir):
   sweep_file = tmp_path / 'tiny_sweep.py'
   sweep_file.write_text(SWEEP.format(data=str(tiny_data_dir)))
@@ -129,6 +130,7 @@ def test_runner_survives_failures_and_interruptions(tmp_path, tiny_data_dir):
   assert '6 runs, 4 finished, 2 to run' in out
 
 
+@pytest.mark.slow
 def test_runs_go_through_a_launch_script(tmp_path, tiny_data_dir):
   """--launcher: each run becomes `SCRIPT --config --workdir -- overrides` (dry run here)."""
   sweep_file = tmp_path / 'tiny_sweep.py'

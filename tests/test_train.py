@@ -56,6 +56,7 @@ def test_checkpoint_round_trip_and_incompatible_config(config, tmp_path):
     checkpointing.restore_latest(manager, fresh, config)
 
 
+@pytest.mark.slow
 def test_main_rejects_unknown_config_keys(tmp_path):
   result = subprocess.run(
       [sys.executable, 'main.py', '--config=configs/synthetic.py', f'--workdir={tmp_path}',
@@ -76,6 +77,7 @@ def test_train_input_scales_are_drawn_per_step_from_the_seed(config):
   assert {train.train_scale_index(config, step) for step in range(1, 20)} == {0}
 
 
+@pytest.mark.slow
 def test_multiscale_training_resumes_exactly_and_differs_from_one_scale(config, tmp_path):
   config.train_input_scales = (1.0, 2.0)
   config.num_train_steps = 6

@@ -12,8 +12,9 @@ import tensorflow as tf
 from PIL import Image
 
 from conftest import REPO, subprocess_env, tiny_config
-from unet_jax import (errors, evaluate, export, inference, lab_data, models, optim, predict,
-                      reports, train, views, visualize)
+from unet_jax import (errors, evaluate, export, models, optim, predict, reports, restore, train,
+                      views, visualize)
+from unet_jax.data import reading
 
 
 @pytest.fixture(scope='module')
@@ -27,7 +28,7 @@ def trained(tmp_path_factory):
 
 
 def _model_classes(config, workdir, images, checkpoint='latest'):
-  state, _ = inference.restore_state(config, str(workdir), checkpoint)
+  state, _ = restore.restore_state(config, str(workdir), checkpoint)
   return np.asarray(views.predict_classes(state, images))
 
 
@@ -66,7 +67,7 @@ def test_best_checkpoint_is_the_best_evaluated_step(trained):
   assert record['step'] == best['step']
   assert [p.name for p in (workdir / 'checkpoints_best').iterdir()] == [str(best['step'])]
   assert json.loads((workdir / 'eval_results.json').read_text())['best_step'] == best['step']
-  _, step = inference.restore_state(config, str(workdir), 'best')
+  _, step = restore.restore_state(config, str(workdir), 'best')
   assert step == best['step']
 
 
@@ -122,12 +123,13 @@ def test_predict_writes_masks_that_match_the_model(trained, tmp_path, size_mode)
   origins = visualize.tile_origins(h, w, 3)
   (y, x) = origins[2]
   np.testing.assert_array_equal(panel[y:y + h, x:x + w], visualize.colorize(expected, 23))
-  truth = lab_data.read_pair(lab_data.Pair('000100', inputs / '000100.png',
+  truth = reading.read_pair(reading.Pair('000100', inputs / '000100.png',
                                            tmp_path / 'in' / 'CameraMask' / '000100.png'))[1]
   (y, x) = origins[1]
   np.testing.assert_array_equal(panel[y:y + h, x:x + w], visualize.colorize(truth, 23))
 
 
+@pytest.mark.slow
 def test_exported_model_runs_without_unet_jax_and_agrees(trained, tmp_path):
   config, workdir = trained
   path = export.export_checkpoint(config, str(workdir), str(tmp_path))
@@ -152,14 +154,14 @@ np.save({str(tmp_path / 'logits.npy')!r}, np.asarray(logits))
 
 def test_init_from_starts_a_new_run_from_another_runs_weights(trained, tmp_path, caplog):
   config, workdir = trained
-  source, step = inference.restore_state(config, str(workdir), 'latest')
+  source, step = restore.restore_state(config, str(workdir), 'latest')
   finetune = tiny_config()
   finetune.init_from = str(workdir)
   finetune.loss.lovasz_weight = 1.0
   model = models.create_model(finetune.model, finetune.data.num_classes)
   tx, _ = optim.create_optimizer(finetune.optimizer, 10)
   fresh = train.create_train_state(finetune, model, tx, jax.random.key(5))
-  started = train.initialize_from(fresh, finetune)
+  started = restore.initialize_from(fresh, finetune)
   assert int(started.step) == 0 and step == 10
   jax.tree.map(np.testing.assert_array_equal, started.params, source.params)
   jax.tree.map(np.testing.assert_array_equal, started.batch_stats, source.batch_stats)
@@ -187,12 +189,12 @@ def test_init_from_rejects_a_bad_source_naming_the_option(trained, tmp_path, pro
   expected = {'missing': 'config.json not found', 'other_model': 'holds another model.*widths',
               'no_step': 'no checkpoint at step 3'}[problem]
   with pytest.raises(errors.ConfigError, match=f'config.init_from=.*{expected}'):
-    train.initialize_from(state, finetune)
+    restore.initialize_from(state, finetune)
 
 
 def test_eval_hflip_is_mirror_equivariant_and_scores_in_eval_mode(trained, tmp_path):
   config, workdir = trained
-  state, _ = inference.restore_state(config, str(workdir), 'latest')
+  state, _ = restore.restore_state(config, str(workdir), 'latest')
   h, w = config.data.image_size
   images = np.random.default_rng(3).integers(0, 255, (2, h, w, 3), dtype=np.uint8)
   plain = np.asarray(views.eval_logits(state, images, hflip=False))
@@ -219,7 +221,7 @@ def _log_mean_softmax(logits):
 
 def test_eval_input_scales_average_one_view_per_scale(trained, tmp_path):
   config, workdir = trained
-  state, _ = inference.restore_state(config, str(workdir), 'latest')
+  state, _ = restore.restore_state(config, str(workdir), 'latest')
   h, w = config.data.image_size
   images = np.random.default_rng(4).integers(0, 255, (2, h, w, 3), dtype=np.uint8)
   config = config.copy_and_resolve_references()
@@ -258,7 +260,7 @@ def test_predict_averages_the_views_evaluation_averages(trained, tmp_path):
   assert counts == {'written': 1, 'failed': 0}
   padded, back = predict.to_model_input(odd, config.data.image_size, 'pad', 4)
   assert padded.shape[:2] == (40, 56)
-  state, _ = inference.restore_state(config, str(workdir), 'latest')
+  state, _ = restore.restore_state(config, str(workdir), 'latest')
   logits = views.eval_logits(state, padded[None], True, views.eval_models(config))
   expected = back(np.argmax(np.asarray(logits)[0], -1))
   mask = np.asarray(Image.open(tmp_path / 'out' / 'masks' / 'odd.png'))[..., 0]

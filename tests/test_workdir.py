@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -26,6 +25,7 @@ def _hold_lock(path):
   return proc
 
 
+@pytest.mark.slow
 def test_lock_refuses_a_second_run_and_is_freed_by_kill_9(tmp_path, caplog):
   holder = _hold_lock(tmp_path)
   try:
@@ -43,6 +43,7 @@ def test_lock_refuses_a_second_run_and_is_freed_by_kill_9(tmp_path, caplog):
   assert (tmp_path / workdir.LOCK).read_text() == ''  # released cleanly: empty
 
 
+@pytest.mark.slow
 def test_training_on_a_locked_workdir_is_refused_and_writes_nothing(config, tmp_path):
   holder = _hold_lock(tmp_path)
   try:
@@ -109,6 +110,7 @@ def test_trim_history_drops_redone_steps_and_torn_lines(tmp_path):
   assert (tmp_path / reports.HISTORY).read_text().count('\n') == 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists('/bin/mount'),
                     reason='mounting a small tmpfs needs root')
 def test_disk_full_during_training_is_one_error_line_and_keeps_checkpoints(tiny_data_dir, tmp_path):

@@ -13,8 +13,9 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from unet_jax import input_pipeline, metrics
+from unet_jax import metrics
 from unet_jax.classes import CARLA
+from unet_jax.data import loading
 
 
 def fit_horizon(masks: np.ndarray) -> int:
@@ -32,7 +33,7 @@ def sky_above_road_below(horizon: int, n: int, h: int, w: int) -> np.ndarray:
   return pred
 
 
-def score(train: input_pipeline.SplitData, evaluation: input_pipeline.SplitData,
+def score(train: loading.SplitData, evaluation: loading.SplitData,
           num_classes: int, class_names) -> dict[str, float]:
   horizon = fit_horizon(train.masks)
   labels = evaluation.masks.astype(np.int64)
@@ -43,20 +44,26 @@ def score(train: input_pipeline.SplitData, evaluation: input_pipeline.SplitData,
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('workdir', '', 'Workdir (only for generated synthetic data).')
-config_flags.DEFINE_config_file('config', None, 'Config whose data to score.', lock_config=True)
+
+
+def define_flags() -> None:
+  """The command line of `python -m unet_jax.baselines` (defined only when run so)."""
+  flags.DEFINE_string('workdir', '', 'Workdir (only for generated synthetic data).')
+  config_flags.DEFINE_config_file('config', None, 'Config whose data to score.',
+                                  lock_config=True)
+  flags.mark_flags_as_required(['config'])
 
 
 def main(argv):
   del argv
   config = FLAGS.config
-  data_dir = input_pipeline.resolve_data_dir(config.data, FLAGS.workdir)
-  train = input_pipeline.load_split(data_dir, 'train', config.data)
-  val = input_pipeline.load_split(data_dir, 'validation', config.data)
+  data_dir = loading.resolve_data_dir(config.data, FLAGS.workdir)
+  train = loading.load_split(data_dir, 'train', config.data)
+  val = loading.load_split(data_dir, 'validation', config.data)
   result = score(train, val, config.data.num_classes, config.data.class_names)
   print(json.dumps({k: v for k, v in result.items() if not k.startswith('iou/')}, indent=2))
 
 
 if __name__ == '__main__':
-  flags.mark_flags_as_required(['config'])
+  define_flags()
   app.run(main)

@@ -180,6 +180,7 @@ def quiet_exit() -> None:
   for h in py_logging.getLogger().handlers:
     h.addFilter(_DropOrbaxLogs())
   sys.unraisablehook = lambda unraisable: None
+  sys.stderr = _MainThreadStderr(sys.stderr, threading.get_ident())  # threads' output dropped
 
 
 @contextlib.contextmanager

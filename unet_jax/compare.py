@@ -21,9 +21,14 @@ from etils import epath
 from unet_jax import reports
 from unet_jax.errors import WorkdirError
 
-flags.DEFINE_string('names', '', 'comma-separated column names (default: the workdirs)')
-flags.DEFINE_string('out', '', 'also write the table to this file')
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """The command line of `python -m unet_jax.compare` (defined only when run so)."""
+  flags.DEFINE_string('names', '', 'comma-separated column names (default: the workdirs)')
+  flags.DEFINE_string('out', '', 'also write the table to this file')
+
 
 SUMMARY = (('mean_iou', '**mean IoU**'),
            ('mean_iou_truth', 'mean IoU over the classes in the truth'),
@@ -79,4 +84,5 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

@@ -9,27 +9,28 @@ import ml_collections
 from absl import logging
 from etils import epath
 
-from unet_jax import inference, input_pipeline, lab_data, parallel, reports, train
+from unet_jax import eval_loop, parallel, reports, restore
+from unet_jax.data import loading, reading
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str, *,
                         checkpoint: str = 'latest', split: str = 'validation',
                         data_dir: str = '', output_dir: str = '') -> dict[str, float]:
   """Evaluates a checkpoint; returns the summary and writes the report files."""
-  state, step = inference.restore_state(config, workdir, checkpoint)
+  state, step = restore.restore_state(config, workdir, checkpoint)
   shard = (jax.process_index(), jax.process_count())
   if data_dir:
-    data = input_pipeline.load_shard(
-        lab_data.list_pairs(data_dir, lab_data.FolderFormat.from_config(config.data)),
+    data = loading.load_shard(
+        reading.list_pairs(data_dir, reading.FolderFormat.from_config(config.data)),
         config.data, *shard)
     source = epath.Path(data_dir).name or 'folder'
   else:
-    root = input_pipeline.resolve_data_dir(config.data, workdir)
-    data = input_pipeline.load_split(root, split, config.data, *shard)
+    root = loading.resolve_data_dir(config.data, workdir)
+    data = loading.load_split(root, split, config.data, *shard)
     source = split
   mesh = parallel.create_mesh()
   state = jax.device_put(state, parallel.replicated(mesh))
-  summary, cm = train.evaluate(train.make_eval_fn(config, mesh), state, data, config,
+  summary, cm = eval_loop.evaluate(eval_loop.make_eval_fn(config, mesh), state, data, config,
                                parallel.batch_sharding(mesh))
   scales = [float(s) for s in config.eval_input_scales]
   tta = ('-hflip' if config.eval_hflip else '') + (

@@ -18,7 +18,7 @@ import ml_collections
 from absl import logging
 from etils import epath
 
-from unet_jax import inference, visualize
+from unet_jax import restore, visualize
 
 EXPORTED = 'model.jax_exported'
 
@@ -27,7 +27,7 @@ def export_checkpoint(config: ml_collections.ConfigDict, workdir: str, output_di
                       *, checkpoint: str = 'latest',
                       platforms: tuple[str, ...] = ('cpu',)) -> epath.Path:
   """Serializes `images -> (int32 classes, float32 logits)` with weights baked in."""
-  state, step = inference.restore_state(config, workdir, checkpoint)
+  state, step = restore.restore_state(config, workdir, checkpoint)
 
   def segment(images):
     logits = state.apply_fn(state.variables, images, train=False)

@@ -4,8 +4,11 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
+from absl import logging
+from jax.experimental import multihost_utils
 
 from unet_jax.errors import ConfigError
 
@@ -134,3 +137,29 @@ def _lovasz_softmax_image(logits: jax.Array, labels: jax.Array, valid: jax.Array
   weights = jnp.concatenate([jaccard[:, :1], jnp.diff(jaccard, axis=1)], axis=1)
   per_class = jnp.sum(errors_sorted * jax.lax.stop_gradient(weights), axis=1)
   return _mean_where(per_class, total[:, 0] > 0)
+
+
+def with_class_weights(config: ml_collections.ConfigDict, train_masks: np.ndarray,
+                       num_global: int) -> ml_collections.ConfigDict:
+  """`config` with `loss.class_weights` computed as `loss.class_weighting` asks.
+
+  `train_masks` are this process's training masks, `num_global` the frames of
+  the whole split: every process weighs with the whole split's statistics.
+  """
+  weighting = config.loss.class_weighting
+  if weighting not in CLASS_WEIGHTINGS:
+    raise ConfigError(f'config.loss.class_weighting must be one of {CLASS_WEIGHTINGS}, '
+                      f'got {weighting!r}')
+  if weighting == 'none':
+    return config
+  if config.loss.class_weights:
+    raise ConfigError('set either config.loss.class_weights or config.loss.class_weighting, '
+                      'not both')
+  masks = multihost_utils.process_allgather(train_masks[:num_global // jax.process_count()])
+  weights = median_frequency_weights(np.asarray(masks).reshape(-1, *train_masks.shape[1:]),
+                                     config.data.num_classes)
+  logging.info('Class weights (%s): %s', weighting, ', '.join(
+      f'{n} {w:.2f}' for n, w in zip(config.data.class_names, weights)))
+  config = config.copy_and_resolve_references()
+  config.loss.class_weights = tuple(float(w) for w in weights)
+  return config

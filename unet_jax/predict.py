@@ -24,7 +24,8 @@ from absl import logging
 from etils import epath
 from PIL import Image
 
-from unet_jax import inference, input_pipeline, lab_data, models, views, visualize
+from unet_jax import models, restore, views, visualize
+from unet_jax.data import loading, reading
 from unet_jax.errors import DataError
 
 SIZE_MODES = ('resize', 'pad')
@@ -48,8 +49,8 @@ def expand_inputs(spec: str) -> list[epath.Path]:
 def _truth_path(image_path: epath.Path, mask_dir: str) -> epath.Path | None:
   if mask_dir:
     candidate = epath.Path(mask_dir) / image_path.name
-  elif image_path.parent.name == lab_data.IMAGE_DIR:  # lab layout: sibling CameraMask/
-    candidate = image_path.parent.parent / lab_data.MASK_DIR / image_path.name
+  elif image_path.parent.name == reading.IMAGE_DIR:  # lab layout: sibling CameraMask/
+    candidate = image_path.parent.parent / reading.MASK_DIR / image_path.name
   else:
     return None
   return candidate if candidate.exists() else None
@@ -61,7 +62,7 @@ def to_model_input(image: np.ndarray, train_size: Sequence[int], size_mode: str,
   h, w = image.shape[:2]
   if size_mode == 'resize':
     th, tw = train_size
-    resized = input_pipeline.resize_image(image, (th, tw)).numpy()
+    resized = loading.resize_image(image, (th, tw)).numpy()
     back = lambda p: np.asarray(Image.fromarray(p.astype(np.uint8)).resize(
         (w, h), Image.Resampling.NEAREST))
     return resized, back
@@ -74,7 +75,7 @@ def to_model_input(image: np.ndarray, train_size: Sequence[int], size_mode: str,
 
 def read_image(path: epath.Path) -> np.ndarray:
   """RGB uint8 (H, W, 3) from an RGB, RGBA or greyscale file."""
-  return lab_data.image_rgb(lab_data.open_image(path), path)
+  return reading.image_rgb(reading.open_image(path), path)
 
 
 def _write_png(path: epath.Path, array: np.ndarray) -> None:
@@ -86,7 +87,7 @@ def _write_png(path: epath.Path, array: np.ndarray) -> None:
 def write_outputs(out: epath.Path, name: str, image: np.ndarray, pred: np.ndarray,
                   truth: np.ndarray | None, class_names: Sequence[str]) -> None:
   n = len(class_names)
-  _write_png(out / 'masks' / f'{name}.png', lab_data.encode_mask(pred))
+  _write_png(out / 'masks' / f'{name}.png', reading.encode_mask(pred))
   _write_png(out / 'color' / f'{name}.png', visualize.colorize(pred, n))
   _write_png(out / 'overlay' / f'{name}.png', visualize.overlay(image, pred, n))
   _write_png(out / 'panels' / f'{name}.png',
@@ -98,7 +99,7 @@ def predict_files(config: ml_collections.ConfigDict, workdir: str, input_spec: s
                   batch_size: int = 8, mask_dir: str = '') -> dict[str, int]:
   """Segments every input image; returns counts of written and failed images."""
   paths = expand_inputs(input_spec)
-  state, step = inference.restore_state(config, workdir, checkpoint)
+  state, step = restore.restore_state(config, workdir, checkpoint)
   # The same views (mirror, input scales) as --mode=eval scores.
   classes = views.make_predict_fn(config)
   predict = lambda images: np.asarray(classes(state, images))
@@ -118,8 +119,8 @@ def predict_files(config: ml_collections.ConfigDict, workdir: str, input_spec: s
         truth_path = _truth_path(path, mask_dir)
         truth = None
         if truth_path is not None:
-          truth = lab_data.read_pair(lab_data.Pair(path.stem, path, truth_path),
-                                     lab_data.FolderFormat.from_config(config.data))[1]
+          truth = reading.read_pair(reading.Pair(path.stem, path, truth_path),
+                                     reading.FolderFormat.from_config(config.data))[1]
           if truth.shape != image.shape[:2]:
             truth = None
         items.append((path, image, truth,

@@ -110,13 +110,18 @@ def run_sweep(sweep: dict[str, Any], workdir: str, parallel: int = 1,
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('sweep', None, 'Sweep file (configs/sweeps/*.py).')
-flags.DEFINE_string('workdir', None, 'Root folder of the sweep.')
-flags.DEFINE_integer('parallel', 1, 'Runs at a time.')
-flags.DEFINE_bool('print_commands', False, 'Print the commands of unfinished runs, run none.')
-flags.DEFINE_string('launcher', '', "Start runs through a launch script, e.g. "
-                    "'launch/slurm.sh --nodes=2' or 'launch/gpu_host.sh --gpus=0' "
-                    "(submitting scripts return at once: rerun the sweep to aggregate).")
+
+
+def define_flags() -> None:
+  """The command line of `python -m unet_jax.sweep` (defined only when run so)."""
+  flags.DEFINE_string('sweep', None, 'Sweep file (configs/sweeps/*.py).')
+  flags.DEFINE_string('workdir', None, 'Root folder of the sweep.')
+  flags.DEFINE_integer('parallel', 1, 'Runs at a time.')
+  flags.DEFINE_bool('print_commands', False, 'Print the commands of unfinished runs, run none.')
+  flags.DEFINE_string('launcher', '', "Start runs through a launch script, e.g. "
+                      "'launch/slurm.sh --nodes=2' or 'launch/gpu_host.sh --gpus=0' "
+                      "(submitting scripts return at once: rerun the sweep to aggregate).")
+  flags.mark_flags_as_required(['sweep', 'workdir'])
 
 
 def main(argv):
@@ -134,5 +139,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  flags.mark_flags_as_required(['sweep', 'workdir'])
+  define_flags()
   app.run(main)

@@ -9,7 +9,7 @@ evaluation, logging and checkpoints.
 import contextlib
 import functools
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -18,15 +18,16 @@ import ml_collections
 import numpy as np
 import optax
 from absl import logging
-from clu import metric_writers, parameter_overview, periodic_actions
+from clu import metric_writers, parameter_overview
 from etils import epath
-from jax.experimental import multihost_utils
+from flax import struct
 
-from unet_jax import (checkpointing, inference, input_pipeline, lab_data, losses, metrics, models,
-                      optim, parallel, preemption, reports, views, visualize)
+from unet_jax import (checkpointing, eval_loop, losses, models, optim, parallel, preemption,
+                      reports, restore, views)
+from unet_jax import progress as progress_lib
 from unet_jax import workdir as workdir_lib
-from unet_jax.errors import (CheckpointError, ConfigError, DivergedError, UserError,
-                             WorkdirError)
+from unet_jax.data import augmentation, loading, reading
+from unet_jax.errors import ConfigError, DivergedError, UserError, WorkdirError
 from unet_jax.train_state import TrainState, create_train_state
 
 
@@ -40,15 +41,30 @@ def num_train_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> 
   return max(1, int(math.ceil(config.num_epochs * steps_per_epoch)))
 
 
-def _pixel_mask(config: ml_collections.ConfigDict, batch: dict[str, jax.Array]) -> jax.Array:
-  valid = batch.get('valid', jnp.ones(batch['label'].shape[0], bool))
-  return metrics.valid_pixels(batch['label'], valid, config.data.num_classes,
-                              config.data.ignore_label)
+@struct.dataclass
+class StepMetrics:
+  """A train step's metrics as sums, so that windows of steps add up exactly."""
+  loss_sum: jax.Array
+  weight_sum: jax.Array
+  correct: jax.Array
+  pixels: jax.Array
+  grad_norm: jax.Array  # summed over the steps whose update was applied
+  nonfinite: jax.Array  # steps with a non-finite loss or gradient
+  first_nonfinite_step: jax.Array  # the first such step; _NO_STEP if none
+
+  def merge(self, other: 'StepMetrics') -> 'StepMetrics':
+    """The metrics of both windows: sums add, the first non-finite step is the smaller."""
+    return StepMetrics(
+        loss_sum=self.loss_sum + other.loss_sum, weight_sum=self.weight_sum + other.weight_sum,
+        correct=self.correct + other.correct, pixels=self.pixels + other.pixels,
+        grad_norm=self.grad_norm + other.grad_norm, nonfinite=self.nonfinite + other.nonfinite,
+        first_nonfinite_step=jnp.minimum(self.first_nonfinite_step,
+                                         other.first_nonfinite_step))
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], *, config: ml_collections.ConfigDict,
                dropout_key: jax.Array,
-               apply_fn: Callable[..., Any] | None = None) -> tuple[TrainState, dict[str, jax.Array]]:
+               apply_fn: Callable[..., Any] | None = None) -> tuple[TrainState, StepMetrics]:
   """One optimizer step on a global batch; returns summed (not averaged) metrics.
 
   `apply_fn` (default: the state's) runs the model, e.g. at another input scale.
@@ -57,7 +73,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, config: ml_col
   counter advances but parameters and optimizer state stay as they were, and
   the metrics say which step it was (see `config.nonfinite`).
   """
-  mask = _pixel_mask(config, batch)
+  mask = eval_loop.pixel_mask(config, batch)
   # Dropout noise is a function of (seed, step) alone: resuming replays it exactly.
   rng = jax.random.fold_in(dropout_key, state.step)
 
@@ -84,13 +100,11 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], *, config: ml_col
   new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state,
                            state.replace(step=new_state.step))
   correct = jnp.sum((jnp.argmax(logits, -1) == batch['label']) & mask)
-  return new_state, {
-      'loss_sum': jnp.where(finite, loss_sum, 0.0), 'weight_sum': weight_sum,
-      'correct': correct.astype(jnp.float32), 'pixels': jnp.sum(mask).astype(jnp.float32),
-      'grad_norm': jnp.where(finite, grad_norm, 0.0),
-      'nonfinite': (~finite).astype(jnp.int32),
-      'first_nonfinite_step': jnp.where(finite, _NO_STEP, state.step + 1).astype(jnp.int32),
-  }
+  return new_state, StepMetrics(
+      loss_sum=jnp.where(finite, loss_sum, 0.0), weight_sum=weight_sum,
+      correct=correct.astype(jnp.float32), pixels=jnp.sum(mask).astype(jnp.float32),
+      grad_norm=jnp.where(finite, grad_norm, 0.0), nonfinite=(~finite).astype(jnp.int32),
+      first_nonfinite_step=jnp.where(finite, _NO_STEP, state.step + 1).astype(jnp.int32))
 
 
 def train_scale_index(config: ml_collections.ConfigDict, step: int) -> int:
@@ -102,115 +116,20 @@ def train_scale_index(config: ml_collections.ConfigDict, step: int) -> int:
   return int(np.random.default_rng([config.seed, step]).integers(count)) if count > 1 else 0
 
 
-def eval_step(state: TrainState, batch: dict[str, jax.Array], *,
-              config: ml_collections.ConfigDict,
-              scaled_models: Sequence[models.UNet] = ()) -> dict[str, jax.Array]:
-  """Confusion matrix and loss sums of one (possibly padded) batch."""
-  mask = _pixel_mask(config, batch)
-  logits = views.eval_logits(state, batch['image'], config.eval_hflip, scaled_models)
-  loss_sum, weight_sum = losses.cross_entropy(logits, batch['label'], mask,
-                                              config.loss.class_weights)
-  cm = metrics.confusion_matrix(batch['label'], jnp.argmax(logits, -1), mask,
-                                config.data.num_classes)
-  return {'confusion': cm, 'loss_sum': loss_sum, 'weight_sum': weight_sum}
-
-
-def make_eval_fn(config: ml_collections.ConfigDict, mesh):
-  """`eval_step` compiled for a replicated state and a batch split over `mesh`."""
-  # Built here, not in the step: a scale that does not fit fails before any work.
-  scaled_models = views.eval_models(config)
-  return jax.jit(functools.partial(eval_step, config=config, scaled_models=scaled_models),
-                 in_shardings=(parallel.replicated(mesh), parallel.batch_sharding(mesh)),
-                 out_shardings=parallel.replicated(mesh))
-
-
-def evaluate(eval_fn, state: TrainState, data: input_pipeline.SplitData,
-             config: ml_collections.ConfigDict, sharding) -> tuple[dict[str, float], np.ndarray]:
-  """Scores `data` once; returns (summary, confusion matrix)."""
-  outputs = [eval_fn(state, parallel.to_global(batch, sharding))
-             for batch in input_pipeline.eval_batches(data, config.eval_batch_size,
-                                                      jax.process_count())]
-  # Summed on the host in int64: exact however large the split.
-  cm = sum(np.asarray(o['confusion'], np.int64) for o in outputs)
-  loss = sum(float(o['loss_sum']) for o in outputs) / max(
-      sum(float(o['weight_sum']) for o in outputs), 1e-12)
-  summary = metrics.summarize(cm, config.data.class_names)
-  summary['loss'] = loss
-  return summary, cm
-
-
-def predict_panels(state: TrainState, data: input_pipeline.SplitData,
-                   config: ml_collections.ConfigDict, indices: np.ndarray) -> np.ndarray:
-  """`image | truth | prediction` panels of `data[indices]`, stacked vertically."""
-  images = data.images[indices]
-  preds = np.asarray(views.predict_classes(state, images))
-  return visualize.stack([visualize.panel(im, p, config.data.class_names, truth=t)
-                          for im, p, t in zip(images, preds, data.masks[indices])])
-
-
-def with_class_weights(config: ml_collections.ConfigDict,
-                       train_data: input_pipeline.SplitData) -> ml_collections.ConfigDict:
-  """`config` with `loss.class_weights` computed as `loss.class_weighting` asks."""
-  weighting = config.loss.class_weighting
-  if weighting not in losses.CLASS_WEIGHTINGS:
-    raise ConfigError(f'config.loss.class_weighting must be one of {losses.CLASS_WEIGHTINGS}, '
-                      f'got {weighting!r}')
-  if weighting == 'none':
-    return config
-  if config.loss.class_weights:
-    raise ConfigError('set either config.loss.class_weights or config.loss.class_weighting, '
-                      'not both')
-  # Every process weighs with the whole split's statistics, not its shard's.
-  masks = multihost_utils.process_allgather(train_data.masks[:train_data.num_global
-                                                             // jax.process_count()])
-  weights = losses.median_frequency_weights(np.asarray(masks).reshape(
-      -1, *train_data.masks.shape[1:]), config.data.num_classes)
-  logging.info('Class weights (%s): %s', weighting, ', '.join(
-      f'{n} {w:.2f}' for n, w in zip(config.data.class_names, weights)))
-  config = config.copy_and_resolve_references()
-  config.loss.class_weights = tuple(float(w) for w in weights)
-  return config
-
-
-def initialize_from(state: TrainState, config: ml_collections.ConfigDict) -> TrainState:
-  """`state` with the parameters and batch-norm statistics of `config.init_from`'s checkpoint.
-
-  The step, optimizer state and schedule start afresh: this starts a new run
-  (a fine-tuning stage) from another run's weights, it does not resume it.
-  """
-  where = f'config.init_from={config.init_from!r}'
-  try:
-    source = inference.load_config(config.init_from)
-  except WorkdirError as e:
-    raise ConfigError(f'{where}: {e}') from None
-  ours, theirs = checkpointing.run_record(config), checkpointing.run_record(source)
-  diffs = [f'{k}: that run has {theirs[k]}, this config {v}'
-           for k, v in ours.items() if k != 'optimizer' and theirs[k] != v]
-  if diffs:
-    raise ConfigError(f'{where} holds another model ({"; ".join(diffs)})')
-  try:
-    weights, step = inference.restore_state(source, config.init_from, config.init_checkpoint)
-  except CheckpointError as e:
-    raise ConfigError(f'{where}: {e}') from None
-  logging.info('Initialised from %s, checkpoint %s (step %d)', config.init_from,
-               config.init_checkpoint, step)
-  return state.replace(params=weights.params, batch_stats=weights.batch_stats)
-
-
-def _check_finite(sums: dict[str, np.ndarray], step: int, policy: str,
+def _check_finite(sums: StepMetrics, step: int, policy: str,
                   last_checkpoint: int | None) -> None:
-  if not sums['nonfinite']:
+  if not sums.nonfinite:
     return
-  first = int(sums['first_nonfinite_step'])
+  first = int(sums.first_nonfinite_step)
   checkpoint_note = (f'the newest checkpoint (step {last_checkpoint}) is intact'
                      if last_checkpoint is not None else 'no checkpoint had been written yet')
   if policy == 'skip':
     logging.warning('Skipped %d update(s) with a non-finite loss or gradient, the first at '
-                    'step %d.', int(sums['nonfinite']), first)
+                    'step %d.', int(sums.nonfinite), first)
     return
   raise DivergedError(
       f'the loss or gradient became NaN or infinite at step {first} '
-      f'({int(sums["nonfinite"])} such step(s) up to step {step}); no such update was '
+      f'({int(sums.nonfinite)} such step(s) up to step {step}); no such update was '
       f'applied, and {checkpoint_note}. Lower '
       f'config.optimizer.learning_rate, set config.optimizer.grad_clip_norm, or set '
       f'config.nonfinite=skip to skip such updates and go on.')
@@ -262,7 +181,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if config.nonfinite not in NONFINITE_POLICIES:
     raise ConfigError(f'config.nonfinite must be one of {NONFINITE_POLICIES}, '
                       f'got {config.nonfinite!r}')
-  config = lab_data.resolve_classes(config)  # names from a palette file, or generic
+  config = reading.resolve_classes(config)  # names from a palette file, or generic
   model = models.create_model(config.model, config.data.num_classes)
   model.check_input_shape((1, *config.data.image_size, 3))
   # Traced, not run: a model option that cannot work fails here, before any data is read.
@@ -288,15 +207,15 @@ def _train_locked(config: ml_collections.ConfigDict, workdir: str,
   # One model per training scale (multi-scale training), checked before any work.
   train_models = views.models_at_scales(config, config.train_input_scales,
                                         'config.train_input_scales') or (model,)
-  data_dir = input_pipeline.resolve_data_dir(config.data, workdir)
+  data_dir = loading.resolve_data_dir(config.data, workdir)
   shard = (jax.process_index(), jax.process_count())
-  train_data = input_pipeline.load_split(data_dir, 'train', config.data, *shard,
-                                         size=input_pipeline.cache_size(config.data))
-  eval_data = input_pipeline.load_split(data_dir, 'validation', config.data, *shard)
-  batches = input_pipeline.TrainBatches(train_data, config.batch_size, config.seed,
+  train_data = loading.load_split(data_dir, 'train', config.data, *shard,
+                                         size=augmentation.cache_size(config.data))
+  eval_data = loading.load_split(data_dir, 'validation', config.data, *shard)
+  batches = augmentation.TrainBatches(train_data, config.batch_size, config.seed,
                                         config.data.augment, config.data.image_size, *shard)
   config_json = config.to_json_best_effort(indent=2)  # as given, before derived fields
-  config = with_class_weights(config, train_data)
+  config = losses.with_class_weights(config, train_data.masks, train_data.num_global)
   total_steps = num_train_steps(config, batches.steps_per_epoch)
   logging.info('%d train / %d validation frames; %d steps of %d (%.1f epochs)',
                train_data.num_global, eval_data.num_global, total_steps, config.batch_size,
@@ -307,7 +226,9 @@ def _train_locked(config: ml_collections.ConfigDict, workdir: str,
   mesh = parallel.create_mesh()
   replicated = parallel.replicated(mesh)
   state = jax.device_put(create_train_state(config, model, tx, init_key), replicated)
-  parameter_overview.log_parameter_overview(state.params)
+  logging.info('Model: %s parameters (the table: --verbosity=1)',
+               f'{parameter_overview.count_parameters(state.params):,}')
+  parameter_overview.log_parameter_overview(state.params)  # a library INFO line
 
   manager = checkpointing.create_manager(workdir, config)
   best_manager = checkpointing.create_best_manager(workdir)
@@ -319,7 +240,7 @@ def _train_locked(config: ml_collections.ConfigDict, workdir: str,
     state = restored
     logging.info('Resuming training from step %d', int(state.step))
   elif config.init_from:
-    state = jax.device_put(initialize_from(state, config), replicated)
+    state = jax.device_put(restore.initialize_from(state, config), replicated)
   start_step = int(state.step)
   # Everything is checked: from here on the workdir is this run's.
   if jax.process_index() == 0:
@@ -333,10 +254,10 @@ def _train_locked(config: ml_collections.ConfigDict, workdir: str,
       functools.partial(train_step, config=config, dropout_key=dropout_key, apply_fn=m.apply),
       in_shardings=(replicated, data_sharding), out_shardings=replicated, donate_argnums=0)
                    for m in train_models]
-  p_eval_step = make_eval_fn(config, mesh)
+  p_eval_step = eval_loop.make_eval_fn(config, mesh)
 
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
-  report = periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer)
+  progress = progress_lib.Progress(start_step, total_steps, writer)
   summary: dict[str, float] = {}
   window = _Window(start_step)
   step = saved_step = start_step
@@ -349,30 +270,27 @@ def _train_locked(config: ml_collections.ConfigDict, workdir: str,
           state, step_metrics = p_train_steps[train_scale_index(config, step)](
               state, next(device_batches))
         window.add(step_metrics)
-        if jax.process_index() == 0:
-          report(step)
+        progress.started(step)
         is_last = step == total_steps
         preempted = stop.should_stop(step)
         is_eval = step % config.eval_every_steps == 0 or is_last
         is_checkpoint = step % config.checkpoint_every_steps == 0 or is_last or preempted
         if step % config.log_every_steps == 0 or is_last or preempted:
-          log_window(window, step, config, schedule, writer, workdir, manager)
+          log_window(window, step, config, schedule, writer, workdir, manager, progress)
         elif (is_eval or is_checkpoint) and config.nonfinite == 'stop':
           # No checkpoint may hold a step after a non-finite one (see README).
           _check_finite(window.nonfinite(), step, 'stop', manager.latest_step())
         if is_checkpoint:
-          with report.timed('checkpoint'):
-            checkpointing.save(manager, step, state, config)
-            saved_step = step
+          checkpointing.save(manager, step, state, config)
+          saved_step = step
         if preempted:
           logging.warning('Stopped by %s at step %d; checkpoint saved. Run the same command '
                           'to resume.', stop.signal_name or 'preemption', step)
           return {'preempted': 1.0, 'step': float(step)}
         if is_eval:
-          with report.timed('eval'):
-            summary = evaluate_and_record(p_eval_step, state, eval_data, config, step,
-                                          data_sharding, writer, workdir, best_manager,
-                                          panel_indices)
+          summary = evaluate_and_record(p_eval_step, state, eval_data, config, step,
+                                        data_sharding, writer, workdir, best_manager,
+                                        panel_indices)
   except (KeyboardInterrupt, Exception) as e:  # pylint: disable=broad-except
     if not isinstance(e, (DivergedError, WorkdirError)):
       _save_before_stopping(manager, state, config, window, saved_step, e)
@@ -384,7 +302,7 @@ def _train_locked(config: ml_collections.ConfigDict, workdir: str,
       m.close()
 
   if not summary:  # nothing left to train: score the restored state.
-    summary, _ = evaluate(p_eval_step, state, eval_data, config, data_sharding)
+    summary, _ = eval_loop.evaluate(p_eval_step, state, eval_data, config, data_sharding)
   best = checkpointing.best_record(workdir) or {}
   if jax.process_index() == 0:
     workdir_lib.write_json(epath.Path(workdir) / reports.EVAL_RESULTS,
@@ -402,24 +320,19 @@ class _Window:
   """Train-step metrics summed on the device since the last log step."""
 
   def __init__(self, step: int):
-    self.sums: dict[str, jax.Array] | None = None
+    self.sums: StepMetrics | None = None
     self.logged_step = step
 
-  def add(self, step_metrics: dict[str, jax.Array]) -> None:
-    # first_nonfinite_step is a running minimum; every other metric a sum.
-    if self.sums is None:
-      self.sums = step_metrics
-    else:
-      self.sums = {k: (jnp.minimum if k == 'first_nonfinite_step' else jnp.add)(self.sums[k], v)
-                   for k, v in step_metrics.items()}
+  def add(self, step_metrics: StepMetrics) -> None:
+    self.sums = step_metrics if self.sums is None else self.sums.merge(step_metrics)
 
-  def nonfinite(self) -> dict[str, np.ndarray]:
-    """The window's non-finite count and first such step, read without closing it."""
+  def nonfinite(self) -> StepMetrics:
+    """The window so far (read to the host without closing it)."""
     if self.sums is None:
-      return {'nonfinite': np.int32(0), 'first_nonfinite_step': np.int32(_NO_STEP)}
-    return jax.device_get({k: self.sums[k] for k in ('nonfinite', 'first_nonfinite_step')})
+      return StepMetrics(*(np.zeros((), np.float32),) * 5, np.int32(0), np.int32(_NO_STEP))
+    return jax.device_get(self.sums)
 
-  def close(self, step: int) -> tuple[dict[str, np.ndarray], int]:
+  def close(self, step: int) -> tuple[StepMetrics, int]:
     """(the window's sums, its number of steps); starts the next window."""
     sums, steps = jax.device_get(self.sums), step - self.logged_step
     self.sums, self.logged_step = None, step
@@ -427,41 +340,42 @@ class _Window:
 
 
 def log_window(window: _Window, step: int, config: ml_collections.ConfigDict,
-               schedule: Callable[[int], Any], writer, workdir: str, manager) -> None:
+               schedule: Callable[[int], Any], writer, workdir: str, manager,
+               progress: progress_lib.Progress) -> None:
   """Checks, writes and records the training metrics of the steps since the last log."""
   sums, steps = window.close(step)
   _check_finite(sums, step, config.nonfinite, manager.latest_step())
-  applied = steps - int(sums['nonfinite'])
+  applied = steps - int(sums.nonfinite)
   scalars = {
-      'train/loss': sums['loss_sum'] / max(sums['weight_sum'], 1e-12),
-      'train/pixel_accuracy': sums['correct'] / max(sums['pixels'], 1),
-      'train/grad_norm': float(sums['grad_norm']) / max(applied, 1),  # window mean
-      'train/skipped_updates': int(sums['nonfinite']),
+      'train/loss': float(sums.loss_sum / max(sums.weight_sum, 1e-12)),
+      'train/pixel_accuracy': float(sums.correct / max(sums.pixels, 1)),
+      'train/grad_norm': float(sums.grad_norm) / max(applied, 1),  # window mean
+      'train/skipped_updates': int(sums.nonfinite),
       'train/learning_rate': float(schedule(step - 1)),
   }
   writer.write_scalars(step, scalars)
   if jax.process_index() == 0:
+    progress.report(step, scalars['train/loss'])
     with best_effort(f'append step {step} to {reports.HISTORY}'):
       reports.append_history(workdir, step, scalars)
 
 
-def evaluate_and_record(eval_fn, state: TrainState, eval_data: input_pipeline.SplitData,
+def evaluate_and_record(eval_fn, state: TrainState, eval_data: loading.SplitData,
                         config: ml_collections.ConfigDict, step: int, sharding, writer,
                         workdir: str, best_manager, panel_indices: np.ndarray
                         ) -> dict[str, float]:
   """Scores the validation split, keeps the best checkpoint, writes scalars and panels."""
-  summary, _ = evaluate(eval_fn, state, eval_data, config, sharding)
+  summary, _ = eval_loop.evaluate(eval_fn, state, eval_data, config, sharding)
   scalars = {f'eval/{k}': v for k, v in summary.items() if not math.isnan(v)}
   writer.write_scalars(step, scalars)
-  if checkpointing.maybe_save_best(best_manager, workdir, step, summary['mean_iou'], state,
-                                   config):
-    logging.info('New best validation mIoU %.4f at step %d', summary['mean_iou'], step)
+  checkpointing.maybe_save_best(best_manager, workdir, step, summary['mean_iou'], state, config)
   if jax.process_index() == 0:
+    progress_lib.report_eval(step, summary, checkpointing.best_record(workdir))
     with best_effort(f'append step {step} to {reports.HISTORY}'):
       reports.append_history(workdir, step, scalars)
   # Every process runs the model (it spans all of them); process 0 writes.
   with best_effort(f'draw the prediction panels of step {step}'):
-    panels = predict_panels(state, eval_data, config, panel_indices)
+    panels = eval_loop.predict_panels(state, eval_data, config, panel_indices)
     if jax.process_index() == 0:
       writer.write_images(step, {'eval/predictions': panels[None]})
   return summary
@@ -473,7 +387,7 @@ def _save_before_stopping(manager, state: TrainState, config: ml_collections.Con
   step = None
   try:
     step = int(state.step)  # fails if the error came inside the step (its input was donated)
-    if step <= saved_step or (config.nonfinite == 'stop' and window.nonfinite()['nonfinite']):
+    if step <= saved_step or (config.nonfinite == 'stop' and window.nonfinite().nonfinite):
       return
     checkpointing.save(manager, step, state, config)
     checkpointing.finish(manager)

@@ -3,9 +3,9 @@
 The `tfds` launcher of tensorflow-datasets 4.9.10 imports apache_beam at
 start-up (for its convert_format command) and fails without it. This runs the
 same build command with the same flags, the builders already imported:
-  python -m unet_jax.datasets.build carla_lab \
+  python -m unet_jax.data.build carla_lab \
       --manual_dir=../shared/data/carla_lab/320x240 --data_dir=/tmp/tfds
-With apache-beam installed, `tfds build carla_lab --imports=unet_jax.datasets.folder
+With apache-beam installed, `tfds build carla_lab --imports=unet_jax.data.tfds_builders
 --manual_dir=... --data_dir=...` does the same.
 """
 
@@ -14,7 +14,7 @@ import sys
 import simple_parsing
 from tensorflow_datasets.scripts.cli import build as tfds_build
 
-import unet_jax.datasets.folder  # noqa: F401  (registers the builders with TFDS)
+import unet_jax.data.tfds_builders  # noqa: F401  (registers the builders with TFDS)
 
 
 def main(argv: list[str]) -> None:

@@ -10,7 +10,7 @@ label map then turns raw ids into training ids (many may map to the ignore
 label). Frame names are frame numbers; consecutive numbers form clips, and
 splits are drawn by clip so near-duplicate neighbours never straddle train
 and validation. Other layouts (a folder per split, list files) are in
-`datasets/layouts.py`.
+`data/layouts.py`.
 """
 
 import dataclasses

@@ -1,6 +1,6 @@
 """Look at a dataset before training on it: splits, sizes, classes, a picture.
 
-  python -m unet_jax.datasets.inspect --config=configs/own_data.py \
+  python -m unet_jax.data.inspect --config=configs/own_data.py \
       --config.data.data_dir=/data/camvid --config.data.layout=split_folders ... \
       --output_dir=/tmp/inspect
 
@@ -24,8 +24,8 @@ import numpy as np
 from etils import epath
 from PIL import Image
 
-from unet_jax import lab_data, visualize
-from unet_jax.datasets import layouts
+from unet_jax import visualize
+from unet_jax.data import layouts, loading, reading
 from unet_jax.errors import UserError
 
 FRAMES_PER_SPLIT = 3
@@ -34,7 +34,7 @@ FRAMES_PER_SPLIT = 3
 def inspect_splits(data: ml_collections.ConfigDict,
                    root: epath.Path) -> tuple[dict[str, Any], dict[str, list]]:
   """(statistics per split, a few (image, mask) examples per split) of `config.data`."""
-  fmt = lab_data.FolderFormat.from_config(data)
+  fmt = reading.FolderFormat.from_config(data)
   splits = layouts.split_pairs(
       root, layouts.Layout.from_config(data), fmt, split_file=data.split_file,
       val_fraction=data.val_fraction, test_fraction=data.test_fraction,
@@ -44,7 +44,7 @@ def inspect_splits(data: ml_collections.ConfigDict,
   for split, members in splits.items():
     pairs = [p for p, _ in members]
     with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-      loaded = list(pool.map(lambda p: lab_data.read_pair(p, fmt), pairs))
+      loaded = list(pool.map(lambda p: reading.read_pair(p, fmt), pairs))
     counts = np.zeros(n + 1, np.int64)  # the last counts ignored pixels
     sizes = collections.Counter()
     for image, mask in loaded:
@@ -103,9 +103,8 @@ def picture(examples: dict[str, list], class_names: tuple[str, ...],
 
 def run(config: ml_collections.ConfigDict, output_dir: str) -> dict[str, Any]:
   """Inspects `config.data`, writes the report files to `output_dir`, prints the markdown."""
-  from unet_jax import input_pipeline  # pylint: disable=import-outside-toplevel
-  config = lab_data.resolve_classes(config)
-  root = input_pipeline.resolve_data_dir(config.data, output_dir)
+  config = reading.resolve_classes(config)
+  root = loading.resolve_data_dir(config.data, output_dir)
   stats, examples = inspect_splits(config.data, root)  # everything checked before writing
   text = markdown(stats, tuple(config.data.class_names), str(root))
   out = epath.Path(output_dir)

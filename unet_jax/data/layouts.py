@@ -25,7 +25,7 @@ import os
 import ml_collections
 from etils import epath
 
-from unet_jax import lab_data
+from unet_jax.data import reading
 from unet_jax.errors import DataError
 
 LAYOUTS = ('folder', 'split_folders', 'list_files')
@@ -45,7 +45,7 @@ class Layout:
 
   @classmethod
   def from_config(cls, data: ml_collections.ConfigDict) -> 'Layout':
-    lists = tuple((s, str(data.list_files[s])) for s in lab_data.SPLITS
+    lists = tuple((s, str(data.list_files[s])) for s in reading.SPLITS
                   if data.list_files.get(s))
     layout = cls(data.layout, data.image_dir_pattern, data.mask_dir_pattern, lists,
                  data.path_prefix_map)
@@ -100,7 +100,7 @@ def split_folders(root: epath.Path, layout: Layout) -> dict[str, tuple[epath.Pat
                   f'split names {", ".join(a for v in SPLIT_ALIASES.values() for a in v)})')
 
 
-def read_list_file(path: str, base: epath.Path | None, prefix_map: str) -> list[lab_data.Pair]:
+def read_list_file(path: str, base: epath.Path | None, prefix_map: str) -> list[reading.Pair]:
   """The pairs of one `IMAGE MASK` list file, paths resolved and checked to exist."""
   list_path = epath.Path(path)
   if not list_path.is_file():
@@ -123,7 +123,7 @@ def read_list_file(path: str, base: epath.Path | None, prefix_map: str) -> list[
                       else base / field)
     image, mask = resolved
     missing += [f'{p} (line {number})' for p in resolved if not p.is_file()]
-    pairs.append(lab_data.Pair(image.stem, image, mask))
+    pairs.append(reading.Pair(image.stem, image, mask))
   if missing:
     hint = (' (absolute paths from another machine? set config.data.path_prefix_map=OLD=NEW)'
             if any(os.path.isabs(f.split()[0]) for f in missing) else '')
@@ -138,11 +138,11 @@ def read_list_file(path: str, base: epath.Path | None, prefix_map: str) -> list[
   return pairs
 
 
-def pairs_by_split(root: epath.Path | None, layout: Layout, fmt: lab_data.FolderFormat,
-                   skip_unmatched: bool = False) -> dict[str, list[lab_data.Pair]]:
+def pairs_by_split(root: epath.Path | None, layout: Layout, fmt: reading.FolderFormat,
+                   skip_unmatched: bool = False) -> dict[str, list[reading.Pair]]:
   """{split: pairs} for the layouts that come split (split_folders, list_files)."""
   if layout.kind == 'split_folders':
-    return {split: lab_data.match_pairs(images, masks, skip_unmatched)
+    return {split: reading.match_pairs(images, masks, skip_unmatched)
             for split, (images, masks) in split_folders(root, layout).items()}
   if layout.kind == 'list_files':
     return {split: read_list_file(path, root, layout.path_prefix_map)
@@ -150,10 +150,10 @@ def pairs_by_split(root: epath.Path | None, layout: Layout, fmt: lab_data.Folder
   raise ValueError(f'layout {layout.kind!r} is split by clip or split file, not by folders')
 
 
-def split_pairs(root: epath.Path, layout: Layout, fmt: lab_data.FolderFormat, *,
+def split_pairs(root: epath.Path, layout: Layout, fmt: reading.FolderFormat, *,
                 split_file: str = '', val_fraction: float = 0.2, test_fraction: float = 0.0,
                 split_seed: int = 0, clip_gap: int = 40, skip_unmatched: bool = False
-                ) -> dict[str, list[tuple[lab_data.Pair, str]]]:
+                ) -> dict[str, list[tuple[reading.Pair, str]]]:
   """{split: [(pair, clip)]} of any layout: as it comes, by split file, or by clip.
 
   Every split named is non-empty (else a DataError saying what to change).
@@ -162,10 +162,10 @@ def split_pairs(root: epath.Path, layout: Layout, fmt: lab_data.FolderFormat, *,
     splits = {s: [(p, p.name) for p in pairs]
               for s, pairs in pairs_by_split(root, layout, fmt, skip_unmatched).items()}
   else:
-    pairs = lab_data.list_pairs(root, fmt, skip_unmatched=skip_unmatched)
+    pairs = reading.list_pairs(root, fmt, skip_unmatched=skip_unmatched)
     if split_file:
       clips = [p.name for p in pairs]  # the file decides: no clips to find
-      chosen = lab_data.read_split_file(split_file)
+      chosen = reading.read_split_file(split_file)
       unknown = sorted(chosen.keys() - {p.name for p in pairs})
       if unknown:
         raise DataError(f'{split_file} names {len(unknown)} frame(s) not in {root}, '
@@ -173,8 +173,8 @@ def split_pairs(root: epath.Path, layout: Layout, fmt: lab_data.FolderFormat, *,
       split_of = [chosen.get(p.name) for p in pairs]
       wanted = sorted(set(chosen.values()))
     else:
-      clips = lab_data.clip_ids([p.name for p in pairs], clip_gap)
-      split_of = [lab_data.split_of_clip(c, val_fraction, test_fraction, split_seed)
+      clips = reading.clip_ids([p.name for p in pairs], clip_gap)
+      split_of = [reading.split_of_clip(c, val_fraction, test_fraction, split_seed)
                   for c in clips]
       wanted = ['train'] + [s for s, f in (('validation', val_fraction),
                                            ('test', test_fraction)) if f > 0]

@@ -13,7 +13,7 @@ its name is derived from it: changing any of them, or adding frames, prepares
 a new dataset instead of reusing a stale one.
 
 From the command line, with the lab defaults (20 % of clips for validation):
-  tfds build carla_lab --imports=unet_jax.datasets.folder \
+  tfds build carla_lab --imports=unet_jax.data.tfds_builders \
       --manual_dir=../shared/data/carla_lab/320x240 --data_dir=/tmp/tfds
 """
 
@@ -29,8 +29,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 from etils import epath
 
-from unet_jax import lab_data
-from unet_jax.datasets import layouts
+from unet_jax.data import layouts, reading
 from unet_jax.errors import DataError
 
 _MANUAL_INSTRUCTIONS = """\
@@ -42,9 +41,9 @@ of each mask), e.g. --manual_dir=../shared/data/carla_lab/320x240.
 
 @dataclasses.dataclass
 class FolderConfig(tfds.core.BuilderConfig):
-  """How to read the folder and split it; see `lab_data.FolderFormat`."""
-  image_subdir: str = lab_data.IMAGE_DIR
-  mask_subdir: str = lab_data.MASK_DIR
+  """How to read the folder and split it; see `reading.FolderFormat`."""
+  image_subdir: str = reading.IMAGE_DIR
+  mask_subdir: str = reading.MASK_DIR
   mask_encoding: str = 'channel0'
   palette: tuple[tuple[int, int, int], ...] = ()
   num_classes: int = 23
@@ -64,8 +63,8 @@ class FolderConfig(tfds.core.BuilderConfig):
   path_prefix_map: str = ''
 
   @property
-  def format(self) -> lab_data.FolderFormat:
-    return lab_data.FolderFormat(self.image_subdir, self.mask_subdir, self.mask_encoding,
+  def format(self) -> reading.FolderFormat:
+    return reading.FolderFormat(self.image_subdir, self.mask_subdir, self.mask_encoding,
                                  self.palette, self.num_classes, self.ignore_label,
                                  self.label_map)
 
@@ -109,7 +108,7 @@ class SegmentationFolder(tfds.core.GeneratorBasedBuilder):
     fmt, skipped = self.builder_config.format, []
     for pair, clip in members:
       try:
-        image, mask = lab_data.read_pair(pair, fmt)
+        image, mask = reading.read_pair(pair, fmt)
       except DataError as e:
         if not self.builder_config.skip_bad_pairs:
           raise
@@ -128,7 +127,7 @@ class CarlaLab(SegmentationFolder):
       name='default', description='The lab data; 20 % of clips for validation, seed 0.')]
 
 
-def source_fingerprint(source_dir: str | os.PathLike, fmt: lab_data.FolderFormat,
+def source_fingerprint(source_dir: str | os.PathLike, fmt: reading.FolderFormat,
                        layout: layouts.Layout = layouts.Layout()) -> str:
   """A hash of the names and sizes of the source files (and of the list files)."""
   h = hashlib.sha256()
@@ -154,7 +153,7 @@ def source_fingerprint(source_dir: str | os.PathLike, fmt: lab_data.FolderFormat
 
 def folder_config(data: ml_collections.ConfigDict, source_dir: str | os.PathLike) -> FolderConfig:
   """The builder config of `config.data` reading `source_dir`."""
-  fmt = lab_data.FolderFormat.from_config(data)
+  fmt = reading.FolderFormat.from_config(data)
   layout = layouts.Layout.from_config(data)
   fields = dict(
       image_subdir=fmt.image_subdir, mask_subdir=fmt.mask_subdir,
@@ -180,7 +179,7 @@ def folder_config(data: ml_collections.ConfigDict, source_dir: str | os.PathLike
 
 def builder(data: ml_collections.ConfigDict, cfg: FolderConfig) -> SegmentationFolder:
   """The builder of `cfg` (from `folder_config`), not necessarily prepared."""
-  cls = CarlaLab if cfg.format == lab_data.LAB_FORMAT else SegmentationFolder
+  cls = CarlaLab if cfg.format == reading.LAB_FORMAT else SegmentationFolder
   return cls(config=cfg, data_dir=data.tfds_data_dir or None)
 
 

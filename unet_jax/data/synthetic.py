@@ -16,8 +16,8 @@ import numpy as np
 from absl import logging
 from etils import epath
 
-from unet_jax import lab_data
 from unet_jax.classes import CARLA
+from unet_jax.data import reading
 from unet_jax.errors import DataError
 
 MARKER = 'synthetic_complete.json'
@@ -200,7 +200,7 @@ def generate(data_dir: str | os.PathLike, *, num_clips: int, frames_per_clip: in
     frame += 100  # a gap > 40 between clips, as in the real frame numbering.
     for t in range(frames_per_clip):
       image, label = render_frame(params, t, height, width, rng)
-      lab_data.write_pair(tmp, f'{frame:06d}', image, label)
+      reading.write_pair(tmp, f'{frame:06d}', image, label)
       frame += 1
   (tmp / MARKER).write_text(json.dumps(spec))
   if root.exists():

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from unet_jax import errors, input_pipeline
+from unet_jax import errors
+from unet_jax.data import augmentation, loading
 
 
 def _augment(**kw) -> ml_collections.ConfigDict:
@@ -14,11 +15,11 @@ def _augment(**kw) -> ml_collections.ConfigDict:
   return augment
 
 
-def _numbered_data(n=10, size=(32, 48)) -> input_pipeline.SplitData:
+def _numbered_data(n=10, size=(32, 48)) -> loading.SplitData:
   """Frame i is filled with value i, its mask with class i: batches show which frames they hold."""
   images = np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None, None], (n, *size, 3))
   masks = np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None], (n, *size))
-  return input_pipeline.SplitData(images.copy(), masks.copy(), tuple(map(str, range(n))))
+  return loading.SplitData(images.copy(), masks.copy(), tuple(map(str, range(n))))
 
 
 def _take(batches, start, count):
@@ -28,19 +29,19 @@ def _take(batches, start, count):
 
 def test_batches_are_a_pure_function_of_seed_and_step():
   data, augment = _numbered_data(), _augment(hflip=True, brightness=0.2)
-  a = input_pipeline.TrainBatches(data, 4, 3, augment, (32, 48))
-  b = input_pipeline.TrainBatches(data, 4, 3, augment, (32, 48))
+  a = augmentation.TrainBatches(data, 4, 3, augment, (32, 48))
+  b = augmentation.TrainBatches(data, 4, 3, augment, (32, 48))
   stream = _take(a, 0, 7)
   for start in (5, 2):  # a resumed stream continues exactly where the first one was
     for got, want in zip(_take(b, start, 2), stream[start:]):
       np.testing.assert_array_equal(got['image'], want['image'])
       np.testing.assert_array_equal(got['label'], want['label'])
-  other = _take(input_pipeline.TrainBatches(data, 4, 4, augment, (32, 48)), 0, 1)[0]
+  other = _take(augmentation.TrainBatches(data, 4, 4, augment, (32, 48)), 0, 1)[0]
   assert not np.array_equal(other['image'], stream[0]['image'])
 
 
 def test_each_epoch_is_a_permutation_of_the_shard():
-  batches = input_pipeline.TrainBatches(_numbered_data(10), 4, 0, _augment(), (32, 48))
+  batches = augmentation.TrainBatches(_numbered_data(10), 4, 0, _augment(), (32, 48))
   assert batches.steps_per_epoch == 2  # 10 frames, batches of 4: 2 frames dropped per epoch
   epochs = [np.concatenate([b['label'][:, 0, 0] for b in _take(batches, 2 * e, 2)])
             for e in range(3)]
@@ -52,18 +53,18 @@ def test_each_epoch_is_a_permutation_of_the_shard():
 def test_processes_read_disjoint_shards_and_take_equal_steps(tiny_data_dir, tmp_path):
   config = tiny_config().data
   config.tfds_data_dir = str(tmp_path / 'tfds')
-  shards = [input_pipeline.load_split(tiny_data_dir, 'train', config, p, 2) for p in range(2)]
-  whole = input_pipeline.load_split(tiny_data_dir, 'train', config)
+  shards = [loading.load_split(tiny_data_dir, 'train', config, p, 2) for p in range(2)]
+  whole = loading.load_split(tiny_data_dir, 'train', config)
   assert sorted(shards[0].names + shards[1].names) == sorted(whole.names)
   assert not set(shards[0].names) & set(shards[1].names)
   assert shards[0].num_global == shards[1].num_global == len(whole)
-  streams = [input_pipeline.TrainBatches(s, 4, 3, config.augment, config.image_size, p, 2)
+  streams = [augmentation.TrainBatches(s, 4, 3, config.augment, config.image_size, p, 2)
              for p, s in enumerate(shards)]
   assert streams[0].steps_per_epoch == streams[1].steps_per_epoch
   assert all(len(_take(s, 5, 1)[0]['image']) == 2 for s in streams)  # global batch / processes
 
 
-def _striped_data(n=6, size=(32, 48), scale=1.6) -> input_pipeline.SplitData:
+def _striped_data(n=6, size=(32, 48), scale=1.6) -> loading.SplitData:
   """Masks of uneven vertical stripes; the image's red channel is 50 x the class."""
   h, w = (int(np.ceil(s * scale)) for s in size)
   x = np.arange(w)
@@ -71,7 +72,7 @@ def _striped_data(n=6, size=(32, 48), scale=1.6) -> input_pipeline.SplitData:
   masks = np.broadcast_to(classes, (n, h, w)).copy()
   images = np.zeros((n, h, w, 3), np.uint8)
   images[..., 0] = masks * 50
-  return input_pipeline.SplitData(images, masks, tuple(map(str, range(n))))
+  return loading.SplitData(images, masks, tuple(map(str, range(n))))
 
 
 def _agreement(image, label):
@@ -81,9 +82,9 @@ def _agreement(image, label):
 def test_zoom_crop_and_flip_move_image_and_mask_together():
   data = _striped_data()
   augment = _augment(hflip=True, scale_range=(1.0, 1.6))
-  assert input_pipeline.cache_size(tiny_config().data.copy_and_resolve_references()) == (32, 48)
-  batches = _take(input_pipeline.TrainBatches(data, 6, 0, augment, (32, 48)), 0, 4)
-  plain = _take(input_pipeline.TrainBatches(data, 6, 0, _augment(scale_range=(1.0, 1.6)),
+  assert augmentation.cache_size(tiny_config().data.copy_and_resolve_references()) == (32, 48)
+  batches = _take(augmentation.TrainBatches(data, 6, 0, augment, (32, 48)), 0, 4)
+  plain = _take(augmentation.TrainBatches(data, 6, 0, _augment(scale_range=(1.0, 1.6)),
                                             (32, 48)), 0, 4)
   flipped = 0
   for batch, unflipped in zip(batches, plain):
@@ -102,8 +103,8 @@ def test_zoom_crop_and_flip_move_image_and_mask_together():
 
 def test_colour_jitter_changes_images_only():
   data = _striped_data(scale=1.0)
-  plain = _take(input_pipeline.TrainBatches(data, 6, 0, _augment(hflip=True), (32, 48)), 0, 2)
-  jitter = _take(input_pipeline.TrainBatches(
+  plain = _take(augmentation.TrainBatches(data, 6, 0, _augment(hflip=True), (32, 48)), 0, 2)
+  jitter = _take(augmentation.TrainBatches(
       data, 6, 0, _augment(hflip=True, brightness=0.3, contrast=0.3, saturation=0.3),
       (32, 48)), 0, 2)
   for p, j in zip(plain, jitter):
@@ -116,4 +117,4 @@ def test_zoom_below_one_is_refused():
   data = tiny_config().data
   data.augment.scale_range = (0.8, 1.2)
   with pytest.raises(errors.ConfigError, match='scale_range must satisfy 1 <= lo <= hi'):
-    input_pipeline.cache_size(data)
+    augmentation.cache_size(data)

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, subprocess_env, tiny_config
-from unet_jax import errors, input_pipeline, lab_data
-from unet_jax.datasets import layouts
+from unet_jax import errors
+from unet_jax.data import layouts, loading, reading
 
 NUM_CLASSES = 3
 PALETTE = ((0, 0, 0), (255, 0, 0), (10, 200, 30))
@@ -56,7 +56,7 @@ def _data(tmp_path, **overrides):
 
 
 def _load_all(data, root):
-  return {split: input_pipeline.load_split(root, split, data)
+  return {split: loading.load_split(root, split, data)
           for split in ('train', 'validation', 'test')}
 
 
@@ -102,7 +102,7 @@ def test_every_layout_gives_the_same_prepared_dataset(tmp_path):
   absolute = _data(tmp_path, layout='list_files', path_prefix_map=f'/old/machine={flat}')
   for split in SPLIT_FRAMES:
     absolute.list_files[split] = str(tmp_path / f'{split}_abs.txt')
-  root = input_pipeline.resolve_data_dir(absolute, str(tmp_path))
+  root = loading.resolve_data_dir(absolute, str(tmp_path))
   _assert_same(_load_all(absolute, root), reference)
 
 
@@ -142,17 +142,17 @@ def test_label_encodings_decode_to_the_same_training_ids(tmp_path, encoding):
     overrides.update(mask_encoding='palette', palette_file=str(tmp_path / 'classes.csv'),
                      label_map=((0, 0), (1, 1), (2, 2), (3, 255)))
   else:
-    stored = Image.fromarray(lab_data.encode_mask(mask), 'RGBA')
+    stored = Image.fromarray(reading.encode_mask(mask), 'RGBA')
     overrides['mask_encoding'] = 'channel0'
   _save_image(tmp_path / 'img' / 'f0.jpg', image)
   (tmp_path / 'ann').mkdir()
   stored.save(tmp_path / 'ann' / 'f0.png')
   data = _data(tmp_path, image_subdir='img', mask_subdir='ann', **overrides)
   if encoding == 'palette_csv':
-    assert lab_data.read_palette_file(data.palette_file)[0] == ('road', 'car', 'tree', 'void')
-  fmt = lab_data.FolderFormat.from_config(data)
-  [pair] = lab_data.list_pairs(tmp_path, fmt)
-  got_image, got_mask = lab_data.read_pair(pair, fmt)
+    assert reading.read_palette_file(data.palette_file)[0] == ('road', 'car', 'tree', 'void')
+  fmt = reading.FolderFormat.from_config(data)
+  [pair] = reading.list_pairs(tmp_path, fmt)
+  got_image, got_mask = reading.read_pair(pair, fmt)
   np.testing.assert_array_equal(got_mask, mask)
   assert got_image.shape == image.shape
 
@@ -161,16 +161,16 @@ def test_class_names_come_from_the_palette_file_or_are_generic(tmp_path):
   config = tiny_config()
   (tmp_path / 'classes.csv').write_text('road,0,0,0\ncar,255,0,0\n')
   config.data.palette_file = str(tmp_path / 'classes.csv')
-  resolved = lab_data.resolve_classes(config)
+  resolved = reading.resolve_classes(config)
   assert resolved.data.class_names == ('road', 'car') and resolved.data.num_classes == 2
   assert resolved.data.palette == ((0, 0, 0), (255, 0, 0))
   config = tiny_config()
   config.data.num_classes, config.data.class_names = 4, ()
-  assert lab_data.resolve_classes(config).data.class_names == tuple(
+  assert reading.resolve_classes(config).data.class_names == tuple(
       f'class_{i}' for i in range(4))
   config.data.class_names = ('a', 'b')
   with pytest.raises(errors.ConfigError, match='class_names has 2 names but .*num_classes=4'):
-    lab_data.resolve_classes(config)
+    reading.resolve_classes(config)
 
 
 def _decode(tmp_path, stored, **overrides):
@@ -178,9 +178,9 @@ def _decode(tmp_path, stored, **overrides):
   (tmp_path / 'ann').mkdir(exist_ok=True)
   _save_image(tmp_path / 'img' / 'x.png', np.zeros((4, 4, 3), np.uint8))
   stored.save(tmp_path / 'ann' / 'x.png')
-  fmt = lab_data.FolderFormat.from_config(
+  fmt = reading.FolderFormat.from_config(
       _data(tmp_path, image_subdir='img', mask_subdir='ann', **overrides))
-  return lab_data.read_pair(lab_data.list_pairs(tmp_path, fmt)[0], fmt)
+  return reading.read_pair(reading.list_pairs(tmp_path, fmt)[0], fmt)
 
 
 def test_bad_labels_are_named(tmp_path):
@@ -208,7 +208,7 @@ def test_bad_layouts_are_named_and_leave_no_dataset(tmp_path):
   (root / 'valannot' / 'f5.png').unlink()
   data = _data(tmp_path, layout='split_folders')
   with pytest.raises(errors.DataError, match=r'frame .*val/f5.png has no mask .*valannot/f5.png'):
-    input_pipeline.load_split(root, 'train', data)
+    loading.load_split(root, 'train', data)
   assert not list((tmp_path / 'tfds').rglob('dataset_info.json'))
   with pytest.raises(errors.DataError, match='has no split folders'):
     layouts.split_folders(tmp_path / 'tfds', layouts.Layout('split_folders'))
@@ -235,9 +235,10 @@ def test_training_on_split_folders_with_16_bit_ids_a_label_map_and_void(tmp_path
   assert (tmp_path / 'run' / 'checkpoints' / '4').exists()
 
 
+@pytest.mark.slow
 def test_inspect_reports_splits_and_writes_a_picture(tmp_path):
   root = _write_split_folders(tmp_path / 'src', ('{split}', '{split}annot'))
-  command = [sys.executable, '-m', 'unet_jax.datasets.inspect', '--config=configs/own_data.py',
+  command = [sys.executable, '-m', 'unet_jax.data.inspect', '--config=configs/own_data.py',
              f'--config.data.data_dir={root}', '--config.data.num_classes=3',
              f'--output_dir={tmp_path / "out"}']
   result = subprocess.run(command, cwd=REPO, env=subprocess_env(), capture_output=True,

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, SHARED_CARLA, subprocess_env, tiny_config
-from unet_jax import errors, input_pipeline, lab_data
+from unet_jax import errors
 from unet_jax.classes import CARLA
-from unet_jax.datasets import folder
+from unet_jax.data import loading, reading, tfds_builders
 
 
 def _data_config(tmp_path, **overrides):
@@ -26,7 +26,7 @@ def _write_clips(root, clips=6, frames=3, size=(8, 12)):
   for c in range(clips):
     for f in range(frames):
       image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
-      lab_data.write_pair(root, f'{c * 100 + f:06d}', image, np.full(size, c, np.uint8))
+      reading.write_pair(root, f'{c * 100 + f:06d}', image, np.full(size, c, np.uint8))
 
 
 def _examples(builder, split):
@@ -36,8 +36,8 @@ def _examples(builder, split):
 def test_builder_prepares_once_and_splits_by_clip(tmp_path):
   _write_clips(tmp_path / 'src', clips=12)
   data = _data_config(tmp_path, val_fraction=0.3, test_fraction=0.2)
-  builder = input_pipeline.prepared_builder(data, tmp_path / 'src')
-  assert isinstance(builder, folder.CarlaLab)
+  builder = loading.prepared_builder(data, tmp_path / 'src')
+  assert isinstance(builder, tfds_builders.CarlaLab)
   examples = {s: _examples(builder, s) for s in ('train', 'validation', 'test')}
   assert sum(len(e) for e in examples.values()) == 36
   clips = {s: {ex['clip'].decode() for ex in e} for s, e in examples.items()}
@@ -50,7 +50,7 @@ def test_builder_prepares_once_and_splits_by_clip(tmp_path):
   # A second run finds the prepared data instead of building again.
   prepared = sorted(p for p in (tmp_path / 'tfds').rglob('*') if p.is_file())
   mtimes = [p.stat().st_mtime_ns for p in prepared]
-  again = input_pipeline.prepared_builder(data, tmp_path / 'src')
+  again = loading.prepared_builder(data, tmp_path / 'src')
   assert again.info.full_name == builder.info.full_name
   assert [p.stat().st_mtime_ns for p in prepared] == mtimes
 
@@ -60,13 +60,13 @@ def test_a_frame_keeps_its_split_when_clips_are_added(tmp_path):
   data = _data_config(tmp_path, val_fraction=0.4)
   split_of = lambda b: {ex['name'].decode(): s for s in ('train', 'validation')
                         for ex in _examples(b, s)}
-  before = split_of(input_pipeline.prepared_builder(data, tmp_path / 'src'))
+  before = split_of(loading.prepared_builder(data, tmp_path / 'src'))
   rng = np.random.default_rng(1)
   for f in range(3):  # a new clip: the source changed, so a new build
-    lab_data.write_pair(tmp_path / 'src', f'{5000 + f:06d}',
+    reading.write_pair(tmp_path / 'src', f'{5000 + f:06d}',
                         rng.integers(0, 256, (8, 12, 3), dtype=np.uint8),
                         np.zeros((8, 12), np.uint8))
-  after = split_of(input_pipeline.prepared_builder(data, tmp_path / 'src'))
+  after = split_of(loading.prepared_builder(data, tmp_path / 'src'))
   assert len(after) == len(before) + 3
   assert all(after[name] == split for name, split in before.items())
 
@@ -104,14 +104,14 @@ def test_bad_input_is_named_and_leaves_no_dataset(tmp_path, fault, message):
   source = _break(tmp_path / 'src', fault)
   data = _data_config(tmp_path)
   with pytest.raises(errors.DataError, match=message):
-    input_pipeline.load_split(source, 'train', data)
+    loading.load_split(source, 'train', data)
   # Nothing a later run could load: no prepared version folder, no dataset_info.
   assert not list((tmp_path / 'tfds').rglob('dataset_info.json'))
   if fault == 'no_folder':
     return
   # Asked to, the build skips the bad pair, counts it in the log, and keeps the rest.
   data.skip_bad_pairs = True
-  builder = input_pipeline.prepared_builder(data, source)
+  builder = loading.prepared_builder(data, source)
   names = {ex['name'].decode() for s in builder.info.splits for ex in _examples(builder, s)}
   assert len(names) == 17 and '000101' not in names
 
@@ -132,34 +132,36 @@ def test_generic_folder_with_palette_masks_and_a_split_file(tmp_path):
   data = _data_config(tmp_path, image_subdir='img', mask_subdir='ann', mask_encoding='palette',
                       palette=palette, num_classes=3, split_file=str(tmp_path / 'splits.txt'),
                       class_names=('void', 'red', 'green'), image_size=(8, 8))
-  val = input_pipeline.load_split(tmp_path / 'src', 'validation', data)
+  val = loading.load_split(tmp_path / 'src', 'validation', data)
   assert sorted(val.names) == ['park_c', 'park_d']
   assert {int(val.masks[val.names.index(n)][0, 0]) for n in val.names} == {2, 0}
   assert val.images.shape == (2, 8, 8, 3)
 
 
+@pytest.mark.slow
 def test_tfds_build_command_prepares_the_lab_builder(tmp_path):
   _write_clips(tmp_path / 'src', clips=12)
   result = subprocess.run(
-      [sys.executable, '-m', 'unet_jax.datasets.build', 'carla_lab',
+      [sys.executable, '-m', 'unet_jax.data.build', 'carla_lab',
        f'--manual_dir={tmp_path / "src"}', f'--data_dir={tmp_path / "tfds"}'],
       cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   info = list((tmp_path / 'tfds' / 'carla_lab' / 'default').rglob('dataset_info.json'))
   assert len(info) == 1
-  builder = folder.CarlaLab(data_dir=str(tmp_path / 'tfds'))
+  builder = tfds_builders.CarlaLab(data_dir=str(tmp_path / 'tfds'))
   sizes = {s: i.num_examples for s, i in builder.info.splits.items()}
   assert set(sizes) == {'train', 'validation'} and sum(sizes.values()) == 36
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SHARED_CARLA.is_dir(), reason=f'real CARLA frames not at {SHARED_CARLA}')
 def test_real_carla_frames_build_split_and_load(tmp_path):
   data = _data_config(tmp_path, image_size=(96, 128))
   root = SHARED_CARLA / '320x240'
-  builder = input_pipeline.prepared_builder(data, root)
+  builder = loading.prepared_builder(data, root)
   sizes = {s: i.num_examples for s, i in builder.info.splits.items()}
   assert sizes['train'] + sizes['validation'] == 699 and sizes['validation'] >= 50
-  val = input_pipeline.load_split(root, 'validation', data)
+  val = loading.load_split(root, 'validation', data)
   assert val.images.shape == (sizes['validation'], 96, 128, 3) and val.masks.max() < 23
   road = np.mean(val.masks == CARLA['Road'])
   assert 0.2 < road < 0.6  # the data README: road is about a third of the pixels
@@ -168,14 +170,15 @@ def test_real_carla_frames_build_split_and_load(tmp_path):
   assert not clips['train'] & clips['validation']
 
 
+@pytest.mark.slow
 def test_runs_starting_together_share_one_build(tmp_path):
   # e.g. a sweep with --parallel: every run prepares the same dataset at once.
   _write_clips(tmp_path / 'src', clips=12)
   child = (
-      'import sys; sys.path.insert(0, "tests"); from test_datasets import _data_config; '
-      'import pathlib; from unet_jax import input_pipeline; '
+      'import sys; sys.path.insert(0, "tests"); from test_data_tfds_builders import _data_config; '
+      'import pathlib; from unet_jax.data import loading; '
       f'root = pathlib.Path({str(tmp_path)!r}); '
-      'b = input_pipeline.prepared_builder(_data_config(root), root / "src"); '
+      'b = loading.prepared_builder(_data_config(root), root / "src"); '
       'print(sum(s.num_examples for s in b.info.splits.values()))')
   procs = [subprocess.Popen([sys.executable, '-c', child], cwd=REPO, env=subprocess_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

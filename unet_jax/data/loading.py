@@ -1,0 +1,174 @@
+"""A split of a dataset in memory: prepared once (TFDS), loaded, resized, sharded.
+
+A split is prepared once by the TFDS builder of `data/tfds_builders.py`, then
+read, resized and held in memory (this process's shard only: with P processes,
+process p reads the p-th of P contiguous, near-equal parts of the split, `shard_bounds`;
+a folder scored directly is sharded the same way). Training batches are drawn
+from it by `data/augmentation.py`. Evaluation walks every shard exactly once,
+all processes in step; last batches are padded and the padding marked invalid.
+"""
+
+import concurrent.futures
+import dataclasses
+import functools
+import os
+from typing import Iterator, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+import tensorflow as tf
+from absl import logging
+from etils import epath
+from jax.experimental import multihost_utils
+
+from unet_jax.data import reading, synthetic, tfds_builders
+from unet_jax.errors import ConfigError, DataError
+
+Batch = dict[str, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitData:
+  """This process's frames of a split (all of them when there is one process)."""
+  images: np.ndarray  # (n, H, W, 3) uint8
+  masks: np.ndarray   # (n, H, W) uint8
+  names: tuple[str, ...]
+  global_size: int = -1  # frames of the split over all processes; -1: len(names)
+
+  def __len__(self) -> int:
+    return len(self.names)
+
+  @property
+  def num_global(self) -> int:
+    return len(self.names) if self.global_size < 0 else self.global_size
+
+
+def shard_bounds(size: int, process_index: int, process_count: int) -> tuple[int, int]:
+  """[lo, hi) of process `process_index`'s contiguous share of `size` items.
+
+  The one sharding scheme of the code: near-equal contiguous parts, the first
+  `size % process_count` one item longer (what `tfds.even_splits` does).
+  """
+  base, extra = divmod(size, process_count)
+  lo = process_index * base + min(process_index, extra)
+  return lo, lo + base + (process_index < extra)
+
+
+def resolve_data_dir(data: ml_collections.ConfigDict, workdir: str) -> epath.Path:
+  """The lab-layout folder of this run, generating synthetic data if asked."""
+  if data.source == 'synthetic':
+    root = data.data_dir or os.path.join(workdir, 'synthetic_data')
+    s = data.synthetic
+    generate = functools.partial(
+        synthetic.generate, root, num_clips=s.num_clips, frames_per_clip=s.frames_per_clip,
+        height=s.height, width=s.width, seed=s.seed)
+    return _process_zero_first(generate, 'synthetic data generated')
+  if data.source == 'folder':
+    if not data.data_dir and data.layout == 'list_files' and data.list_files.train:
+      return epath.Path(os.path.dirname(os.path.abspath(data.list_files.train)))
+    if not data.data_dir:
+      raise DataError('config.data.data_dir is empty: set it to the folder holding '
+                      'CameraRGB/ and CameraMask/, e.g. '
+                      '--config.data.data_dir=../shared/data/carla_lab/320x240')
+    root = epath.Path(data.data_dir)
+    if not root.is_dir():
+      raise DataError(f'config.data.data_dir={data.data_dir!r} is not a directory')
+    return root
+  raise ConfigError(f"config.data.source must be 'folder' or 'synthetic', got {data.source!r}")
+
+
+def _process_zero_first(fn, what: str):
+  """Runs `fn` on process 0, then on the others.
+
+  The others then find its result (shared filesystem) or write their own
+  identical copy (separate disks), never racing on one folder.
+  """
+  if jax.process_count() == 1:
+    return fn()
+  if jax.process_index() == 0:
+    fn()
+  multihost_utils.sync_global_devices(what)
+  return fn()
+
+
+def prepared_builder(data: ml_collections.ConfigDict,
+                     source_dir: epath.Path) -> tfds_builders.SegmentationFolder:
+  """The TFDS builder of `config.data` over `source_dir`, prepared."""
+  return _process_zero_first(functools.partial(tfds_builders.prepare, data, source_dir),
+                             'dataset prepared')
+
+
+def resize_image(image: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
+  """uint8 (H, W, 3) -> uint8 `size`: area (box) filter shrinking, bilinear growing."""
+  shape = tf.shape(image)
+  shrinking = (shape[0] >= size[0]) & (shape[1] >= size[1])
+  resized = tf.cond(shrinking, lambda: tf.image.resize(image, size, 'area'),
+                    lambda: tf.image.resize(image, size, 'bilinear'))
+  return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+
+
+def resize_mask(mask: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
+  """(H, W) class indices -> `size`, nearest neighbour (no invented classes)."""
+  return tf.image.resize(mask[..., None], size, 'nearest')[..., 0]
+
+
+def load_split(source_dir: epath.Path, split: str, data: ml_collections.ConfigDict,
+               process_index: int = 0, process_count: int = 1,
+               size: Sequence[int] | None = None) -> SplitData:
+  """This process's shard of `split`, resized to `size` (default: the training size)."""
+  size = tuple(size or data.image_size)
+  dataset_builder = prepared_builder(data, source_dir)
+  splits = dataset_builder.info.splits
+  if split not in splits:
+    raise DataError(f'{dataset_builder.info.full_name} has no {split!r} split '
+                    f'(it has {sorted(splits.keys())}); set config.data.val_fraction / '
+                    f'test_fraction or the split file')
+  # Each process reads only its own contiguous part of the split's records.
+  lo, hi = shard_bounds(splits[split].num_examples, process_index, process_count)
+  ds = dataset_builder.as_dataset(split=f'{split}[{lo}:{hi}]', shuffle_files=False)
+  ds = ds.map(
+      lambda ex: (resize_image(ex['image'], size), resize_mask(ex['mask'][..., 0], size),
+                  ex['name']), num_parallel_calls=tf.data.AUTOTUNE)
+  images, masks, names = [], [], []
+  for image, mask, name in ds.as_numpy_iterator():
+    images.append(image), masks.append(mask), names.append(name.decode())
+  logging.info('Loaded %d of %d %s frames of %s at %s', len(names),
+               splits[split].num_examples, split, dataset_builder.info.full_name, size)
+  return SplitData(np.stack(images), np.stack(masks), tuple(names),
+                   global_size=splits[split].num_examples)
+
+
+def load_shard(pairs: list[reading.Pair], data: ml_collections.ConfigDict,
+               process_index: int = 0, process_count: int = 1) -> SplitData:
+  """This process's share of `pairs`, loaded, knowing the size of the whole."""
+  lo, hi = shard_bounds(len(pairs), process_index, process_count)
+  loaded = load_pairs(pairs[lo:hi], data)
+  return dataclasses.replace(loaded, global_size=len(pairs))
+
+
+def load_pairs(pairs: list[reading.Pair], data: ml_collections.ConfigDict) -> SplitData:
+  """Reads, validates and resizes `pairs` of any folder (no TFDS build) into memory."""
+  size, fmt = tuple(data.image_size), reading.FolderFormat.from_config(data)
+  with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+    loaded = list(pool.map(lambda pair: reading.read_pair(pair, fmt), pairs))
+  return SplitData(np.stack([resize_image(im, size).numpy() for im, _ in loaded]),
+                   np.stack([resize_mask(m, size).numpy() for _, m in loaded]),
+                   tuple(p.name for p in pairs))
+
+
+def eval_batches(data: SplitData, global_batch_size: int,
+                 process_count: int = 1) -> Iterator[Batch]:
+  """This shard's frames once each, in as many batches as every other process.
+
+  Batches are padded with `valid=False` examples, so all processes run the
+  same number of evaluation steps over shards of different sizes.
+  """
+  local = global_batch_size // process_count
+  largest_shard = -(-data.num_global // process_count)
+  for start in range(0, largest_shard, local):
+    idx = np.arange(start, start + local)
+    valid = idx < len(data)
+    idx = np.where(valid, idx, 0)
+    yield {'image': data.images[idx], 'label': data.masks[idx].astype(np.int32),
+           'valid': valid}

@@ -1,1 +1,0 @@
-"""TFDS builders for segmentation data (see `folder.py`)."""
