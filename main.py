@@ -129,7 +129,14 @@ def main(argv):
     # A mistake the user can fix: the message says what and where; no traceback.
     logging.error('%s: %s', type(e).__name__, e)
     checkpointing.quiet_exit()
-    sys.exit(f'error: {e}')
+    # The line is the last word: os._exit skips interpreter teardown, where Orbax's
+    # threads could still print a failed save's error after it (train closed its
+    # checkpoint managers and writers on the way out, so nothing is left unfinished).
+    py_logging.shutdown()
+    sys.stdout.flush()
+    sys.__stderr__.write(f'error: {e}\n')
+    sys.__stderr__.flush()
+    os._exit(1)
 
 
 def _check_config_file() -> None:

@@ -7,3 +7,5 @@ with them; this module is the configs' conventional entry to them.
 """
 
 from unet_jax.defaults import get_config, lab_model  # noqa: F401  (re-exported)
+
+__all__ = ['get_config', 'lab_model']

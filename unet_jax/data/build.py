@@ -14,7 +14,9 @@ import sys
 import simple_parsing
 from tensorflow_datasets.scripts.cli import build as tfds_build
 
-import unet_jax.data.tfds_builders  # noqa: F401  (registers the builders with TFDS)
+from unet_jax.data import tfds_builders
+
+_REGISTERED = tfds_builders  # importing it registers the builders with TFDS
 
 
 def main(argv: list[str]) -> None:
