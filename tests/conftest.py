@@ -45,6 +45,25 @@ def tiny_data_dir(tmp_path_factory) -> pathlib.Path:
   return root
 
 
+@pytest.fixture(scope='session')
+def trained_tiny_workdir(tmp_path_factory) -> pathlib.Path:
+  """A finished run of `configs/tiny.py` (checkpoints 2 and 4), trained once per session.
+
+  Read-only: tests that change a trained workdir take `trained_copy`.
+  """
+  from unet_jax import train
+  workdir = tmp_path_factory.mktemp('trained') / 'run'
+  train.train_and_evaluate(tiny_config(), str(workdir))
+  return workdir
+
+
+@pytest.fixture
+def trained_copy(trained_tiny_workdir, tmp_path) -> pathlib.Path:
+  """`tmp_path/run`: a copy of the session's finished tiny run, as if trained here."""
+  import shutil
+  return pathlib.Path(shutil.copytree(trained_tiny_workdir, tmp_path / 'run', symlinks=True))
+
+
 def subprocess_env(**extra: str) -> dict[str, str]:
   """Environment for a child Python that imports this repo."""
   env = dict(os.environ)

@@ -109,9 +109,9 @@ def test_sigterm_saves_a_checkpoint_and_exits_zero(reference_run, tiny_data_dir,
 
 
 @pytest.mark.parametrize('damage', ['truncated', 'missing', 'run-record'])
-def test_damaged_latest_checkpoint_falls_back_to_the_previous(config, tmp_path, caplog, damage):
-  workdir = tmp_path / 'run'
-  train.train_and_evaluate(config, str(workdir))  # checkpoints 2 and 4
+def test_damaged_latest_checkpoint_falls_back_to_the_previous(
+    config, trained_copy, tmp_path, caplog, damage):
+  workdir = trained_copy  # checkpoints 2 and 4
   latest = workdir / 'checkpoints' / '4'
   if damage == 'truncated':
     for f in (latest / 'state').rglob('*'):
@@ -202,9 +202,8 @@ def _files(workdir):
 
 
 @pytest.mark.slow
-def test_incompatible_checkpoint_is_refused_and_left_intact(config, tmp_path):
-  workdir = tmp_path / 'run'
-  train.train_and_evaluate(config, str(workdir))
+def test_incompatible_checkpoint_is_refused_and_left_intact(config, trained_copy, tmp_path):
+  workdir = trained_copy
   before = _files(workdir)
   result = _run_main('--config=configs/tiny.py', f'--workdir={workdir}',
                      '--config.model.widths=(4,16)', '--config.num_train_steps=6')
@@ -220,9 +219,9 @@ def test_incompatible_checkpoint_is_refused_and_left_intact(config, tmp_path):
     ({'data.data_dir': '/nonexistent', 'data.source': 'folder'}, errors.DataError),
     ({'model.norm': '5'}, errors.ConfigError),
 ])
-def test_a_refused_run_changes_nothing_in_the_workdir(config, tmp_path, change, error):
-  workdir = tmp_path / 'run'
-  train.train_and_evaluate(config, str(workdir))
+def test_a_refused_run_changes_nothing_in_the_workdir(
+    config, trained_copy, tmp_path, change, error):
+  workdir = trained_copy
   before = _files(workdir)
   for key, value in change.items():
     section, field = key.split('.')
@@ -260,10 +259,10 @@ def _damage_data_files(checkpoint):
       f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
 
 
-def test_eval_on_a_damaged_latest_checkpoint_uses_the_previous_one(config, tmp_path, capfd):
+def test_eval_on_a_damaged_latest_checkpoint_uses_the_previous_one(
+    config, trained_copy, tmp_path, capfd):
   from unet_jax import restore
-  workdir = tmp_path / 'run'
-  train.train_and_evaluate(config, str(workdir))
+  workdir = trained_copy
   _damage_data_files(workdir / 'checkpoints' / '4')
   capfd.readouterr()
   _, step = restore.restore_state(config, str(workdir), 'latest')
@@ -285,10 +284,9 @@ def test_eval_without_checkpoints_creates_nothing(config, tmp_path):
   assert list(workdir.iterdir()) == []
 
 
-def test_eval_leaves_a_save_in_flight_alone(config, tmp_path):
+def test_eval_leaves_a_save_in_flight_alone(config, trained_copy, tmp_path):
   from unet_jax import restore
-  workdir = tmp_path / 'run'
-  train.train_and_evaluate(config, str(workdir))
+  workdir = trained_copy
   in_flight = workdir / 'checkpoints' / '6.orbax-checkpoint-tmp-1234'
   in_flight.mkdir()
   _, step = restore.restore_state(config, str(workdir), 'latest')
@@ -296,9 +294,8 @@ def test_eval_leaves_a_save_in_flight_alone(config, tmp_path):
 
 
 def test_recovery_from_damaged_checkpoints_is_quiet_and_says_when_it_starts_over(
-    config, tmp_path, capfd, caplog):
-  workdir = tmp_path / 'run'
-  train.train_and_evaluate(config, str(workdir))
+    config, trained_copy, tmp_path, capfd, caplog):
+  workdir = trained_copy
   for step in (2, 4):
     _damage_data_files(workdir / 'checkpoints' / str(step))
   capfd.readouterr()
@@ -310,9 +307,8 @@ def test_recovery_from_damaged_checkpoints_is_quiet_and_says_when_it_starts_over
   assert len(list((workdir / 'checkpoints_damaged').iterdir())) == 2
 
 
-def test_a_resumed_run_keeps_one_history_row_per_step(config, tmp_path):
-  workdir = tmp_path / 'run'
-  train.train_and_evaluate(config, str(workdir))
+def test_a_resumed_run_keeps_one_history_row_per_step(config, trained_copy, tmp_path):
+  workdir = trained_copy
   shutil.rmtree(workdir / 'checkpoints' / '4')  # as if killed after logging step 4
   train.train_and_evaluate(config, str(workdir))
   rows = [json.loads(line) for line in (workdir / 'metrics_history.jsonl').read_text().splitlines()]
@@ -348,9 +344,8 @@ def test_the_checkpoint_comes_before_the_evaluation_and_an_error_saves_its_step(
   assert _steps(tmp_path / 'b') == [3]  # not a checkpoint step: saved on the way out
 
 
-def test_a_copied_workdir_resumes_and_evaluates(config, tmp_path, caplog):
+def test_a_copied_workdir_resumes_and_evaluates(config, trained_copy, tmp_path, caplog):
   from unet_jax import restore
-  train.train_and_evaluate(config, str(tmp_path / 'run'))
   shutil.copytree(tmp_path / 'run', tmp_path / 'copy')
   shutil.rmtree(tmp_path / 'run')  # moved, in effect
   _, step = restore.restore_state(config, str(tmp_path / 'copy'), 'best')
