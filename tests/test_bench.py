@@ -55,3 +55,23 @@ def test_harness_times_ours_and_keras_interleaved(tmp_path):
     assert set(cell['flops_per_image']) == {'ours_f32', 'fastlayers_f32'}  # ours only
   assert recounted['cells'][0]['flops_per_image'] == pytest.approx(flops, rel=1e-6)
   assert '| train 16x16 b2 |' in result.stdout
+
+
+@pytest.mark.slow
+def test_on_device_augmentation_bench_runs_without_tensorflow(tmp_path):
+  out = tmp_path / 'augment.json'
+  code = ('import runpy, sys; '
+          "sys.modules['tensorflow'] = sys.modules['tensorflow_datasets'] = None; "
+          "runpy.run_module('bench.augment_on_device', run_name='__main__')")
+  result = subprocess.run(
+      [sys.executable, '-c', code, '--cells=16x16x2', '--feed_cells=16x16x2,32x32x4',
+       '--steps=1', '--rounds=2', f'--out={out}'],
+      cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stdout + result.stderr
+  report = json.loads(out.read_text())
+  [cell] = report['steps']
+  assert all(len(t) == 2 and min(t) > 0 for t in cell['all_seconds_per_step'].values())
+  assert cell['on_device_over_bare'] > 0
+  assert [f['cache_size'] for f in report['host_feed']] == [[24, 24], [48, 48]]  # zoom 1.5
+  assert all(f['images_per_s_per_core'] > 0 for f in report['host_feed'])
+  assert report['peak_rss_mb'] > 0

@@ -100,6 +100,20 @@ def test_multiscale_training_resumes_exactly_and_differs_from_one_scale(config, 
              zip(jax.tree.leaves(one), jax.tree.leaves(multi))) > 1e-6
 
 
+def test_on_device_augmentation_trains_and_resumes_exactly(config, tmp_path):
+  config.data.augment.update(hflip=True, scale_range=(1.0, 1.5), brightness=0.2,
+                             contrast=0.2, saturation=0.2, on_device=True)
+  config.num_train_steps = 6
+  train.train_and_evaluate(config, str(tmp_path / 'straight'))
+  config.num_train_steps = 3
+  train.train_and_evaluate(config, str(tmp_path / 'resumed'))
+  config.num_train_steps = 6
+  summary = train.train_and_evaluate(config, str(tmp_path / 'resumed'))
+  assert np.isfinite(summary['loss'])
+  assert_trees_bitwise_equal(restore_checkpoint(tmp_path / 'resumed', 6)['params'],
+                             restore_checkpoint(tmp_path / 'straight', 6)['params'])
+
+
 def test_train_input_scale_that_does_not_fit_fails_before_any_work(config, tmp_path):
   config.train_input_scales = (1.0, 1.1)  # 32x48 x 1.1: fractional pixels
   with pytest.raises(errors.ConfigError,

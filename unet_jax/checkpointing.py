@@ -25,7 +25,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import jax
@@ -36,7 +36,7 @@ from etils import epath
 from jax.experimental import multihost_utils
 
 from unet_jax import models, workdir as workdir_lib
-from unet_jax.errors import CheckpointError, WorkdirError
+from unet_jax.errors import CheckpointError, UserError, WorkdirError
 
 BEST_RECORD = 'best.json'
 
@@ -101,6 +101,8 @@ def storage_errors_as_workdir_error(what: str) -> Iterator[None]:
   """A full disk or a permission error while `what` becomes one WorkdirError line."""
   try:
     yield
+  except UserError:
+    raise  # already one line (e.g. an inner save's WorkdirError)
   except Exception as e:  # pylint: disable=broad-except
     cause = workdir_lib.storage_error(e)
     if cause is None:
@@ -142,6 +144,31 @@ def finish(manager: ocp.CheckpointManager) -> None:
     manager.wait_until_finished()
 
 
+def close(managers: Iterable[ocp.CheckpointManager], raise_errors: bool) -> None:
+  """Completes each manager's save in flight and closes it, all of them whatever fails.
+
+  With `raise_errors`, the first failure is raised after all are closed; without (the
+  run is already ending on another error, which must stay the one reported), failures
+  are logged.
+  """
+  first = None
+  for manager in managers:
+    try:
+      finish(manager)
+    except Exception as e:  # pylint: disable=broad-except
+      first = first or e
+    try:
+      with storage_errors_as_workdir_error(f'closing {manager.directory}'):
+        manager.close()
+    except Exception as e:  # pylint: disable=broad-except
+      first = first or e
+  if first is not None:
+    if raise_errors:
+      raise first
+    logging.warning('Closing the checkpoint managers also failed: %s: %s',
+                    type(first).__name__, first)
+
+
 def _check_compatible(saved: dict[str, Any], config: ml_collections.ConfigDict,
                       where: str) -> None:
   # run_record() holds only lists and scalars, so it compares equal to its JSON copy.
@@ -168,10 +195,13 @@ def _set_aside(manager: ocp.CheckpointManager, step: int, reason: Exception) -> 
 
 
 class _DropOrbaxLogs(py_logging.Filter):
-  """Drops Orbax's and asyncio's log records: a failure they log is also raised to us."""
+  """Drops Orbax's, asyncio's and clu asynclib's log records: a failure they log is also
+  raised to us."""
 
   def filter(self, record: py_logging.LogRecord) -> bool:
-    return '/orbax/' not in record.pathname and record.name != 'asyncio'
+    # clu's asynclib logs a metric writer's failure (a full disk) before re-raising it to us.
+    return not ('/orbax/' in record.pathname or '/clu/asynclib' in record.pathname
+                or record.name == 'asyncio')
 
 
 def quiet_exit() -> None:
@@ -261,6 +291,7 @@ def background_failures_hidden() -> Iterator[None]:
     yield
   except WorkdirError:
     failed_saving = True
+    time.sleep(0.5)  # the failed save's threads finish printing within ~0.1 s
     raise
   finally:
     sys.stderr, sys.unraisablehook = stderr, hook

@@ -69,6 +69,7 @@ def get_config() -> ml_collections.ConfigDict:
           brightness=0.0,         # max brightness shift, in [0, 1] of the pixel range
           contrast=0.0,           # contrast factor in [1 - c, 1 + c]
           saturation=0.0,         # saturation factor in [1 - s, 1 + s]
+          on_device=False,        # run it in the jitted train step, not in tf.data
       )),
       synthetic=ml_collections.ConfigDict(dict(
           num_clips=40, frames_per_clip=12, height=192, width=256, seed=0)),

@@ -13,22 +13,16 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from unet_jax import losses, metrics, models, parallel, views, visualize
+from unet_jax import losses, metrics, models, parallel, train_step, views, visualize
 from unet_jax.data import loading
 from unet_jax.train_state import TrainState
-
-
-def pixel_mask(config: ml_collections.ConfigDict, batch: dict[str, jax.Array]) -> jax.Array:
-  valid = batch.get('valid', jnp.ones(batch['label'].shape[0], bool))
-  return metrics.valid_pixels(batch['label'], valid, config.data.num_classes,
-                              config.data.ignore_label)
 
 
 def eval_step(state: TrainState, batch: dict[str, jax.Array], *,
               config: ml_collections.ConfigDict,
               scaled_models: Sequence[models.UNet] = ()) -> dict[str, jax.Array]:
   """Confusion matrix and loss sums of one (possibly padded) batch."""
-  mask = pixel_mask(config, batch)
+  mask = train_step.pixel_mask(config, batch)
   logits = views.eval_logits(state, batch['image'], config.eval_hflip, scaled_models)
   loss_sum, weight_sum = losses.cross_entropy(logits, batch['label'], mask,
                                               config.loss.class_weights)

@@ -16,11 +16,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from absl import logging
 from clu import metric_writers, parameter_overview
 from etils import epath
-from flax import struct
 
 from unet_jax import (checkpointing, eval_loop, losses, models, optim, parallel, preemption,
                       reports, restore, views)
@@ -29,9 +27,9 @@ from unet_jax import workdir as workdir_lib
 from unet_jax.data import augmentation, loading, reading
 from unet_jax.errors import ConfigError, DivergedError, UserError, WorkdirError
 from unet_jax.train_state import TrainState, create_train_state
+from unet_jax.train_step import NO_STEP, StepMetrics, train_step
 
 
-_NO_STEP = 2**31 - 1  # "no non-finite step yet" in a running minimum.
 NONFINITE_POLICIES = ('stop', 'skip')
 
 
@@ -39,72 +37,6 @@ def num_train_steps(config: ml_collections.ConfigDict, steps_per_epoch: int) -> 
   if config.num_train_steps > 0:
     return config.num_train_steps
   return max(1, int(math.ceil(config.num_epochs * steps_per_epoch)))
-
-
-@struct.dataclass
-class StepMetrics:
-  """A train step's metrics as sums, so that windows of steps add up exactly."""
-  loss_sum: jax.Array
-  weight_sum: jax.Array
-  correct: jax.Array
-  pixels: jax.Array
-  grad_norm: jax.Array  # summed over the steps whose update was applied
-  nonfinite: jax.Array  # steps with a non-finite loss or gradient
-  first_nonfinite_step: jax.Array  # the first such step; _NO_STEP if none
-
-  def merge(self, other: 'StepMetrics') -> 'StepMetrics':
-    """The metrics of both windows: sums add, the first non-finite step is the smaller."""
-    return StepMetrics(
-        loss_sum=self.loss_sum + other.loss_sum, weight_sum=self.weight_sum + other.weight_sum,
-        correct=self.correct + other.correct, pixels=self.pixels + other.pixels,
-        grad_norm=self.grad_norm + other.grad_norm, nonfinite=self.nonfinite + other.nonfinite,
-        first_nonfinite_step=jnp.minimum(self.first_nonfinite_step,
-                                         other.first_nonfinite_step))
-
-
-def train_step(state: TrainState, batch: dict[str, jax.Array], *, config: ml_collections.ConfigDict,
-               dropout_key: jax.Array,
-               apply_fn: Callable[..., Any] | None = None) -> tuple[TrainState, StepMetrics]:
-  """One optimizer step on a global batch; returns summed (not averaged) metrics.
-
-  `apply_fn` (default: the state's) runs the model, e.g. at another input scale.
-
-  An update whose loss or gradient is not finite is never applied: the step
-  counter advances but parameters and optimizer state stay as they were, and
-  the metrics say which step it was (see `config.nonfinite`).
-  """
-  mask = eval_loop.pixel_mask(config, batch)
-  # Dropout noise is a function of (seed, step) alone: resuming replays it exactly.
-  rng = jax.random.fold_in(dropout_key, state.step)
-
-  apply = apply_fn or state.apply_fn
-
-  def loss_fn(params):
-    variables = {'params': params, 'batch_stats': state.batch_stats}
-    logits, updates = apply(variables, batch['image'], train=True, rngs={'dropout': rng},
-                            mutable=['batch_stats'])
-    loss_sum, weight_sum = losses.cross_entropy(logits, batch['label'], mask,
-                                                config.loss.class_weights)
-    loss = loss_sum / jnp.maximum(weight_sum, 1e-12)
-    if config.loss.dice_weight:
-      loss += config.loss.dice_weight * losses.soft_dice(logits, batch['label'], mask)
-    if config.loss.lovasz_weight:
-      loss += config.loss.lovasz_weight * losses.lovasz_softmax(logits, batch['label'], mask)
-    return loss, (logits, updates, loss_sum, weight_sum)
-
-  grads, (logits, updates, loss_sum, weight_sum) = jax.grad(loss_fn, has_aux=True)(state.params)
-  grad_norm = optax.tree.norm(grads)
-  finite = jnp.isfinite(loss_sum) & jnp.isfinite(grad_norm)
-  new_state = state.apply_gradients(grads=grads,
-                                    batch_stats=updates.get('batch_stats', state.batch_stats))
-  new_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state,
-                           state.replace(step=new_state.step))
-  correct = jnp.sum((jnp.argmax(logits, -1) == batch['label']) & mask)
-  return new_state, StepMetrics(
-      loss_sum=jnp.where(finite, loss_sum, 0.0), weight_sum=weight_sum,
-      correct=correct.astype(jnp.float32), pixels=jnp.sum(mask).astype(jnp.float32),
-      grad_norm=jnp.where(finite, grad_norm, 0.0), nonfinite=(~finite).astype(jnp.int32),
-      first_nonfinite_step=jnp.where(finite, _NO_STEP, state.step + 1).astype(jnp.int32))
 
 
 def train_scale_index(config: ml_collections.ConfigDict, step: int) -> int:
@@ -194,7 +126,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   lock = (workdir_lib.exclusive(workdir) if jax.process_index() == 0
           else contextlib.nullcontext())
   try:
-    with lock, checkpointing.background_failures_hidden():
+    # A full disk may show first in the metric writer or history, not a checkpoint save.
+    with (lock, checkpointing.background_failures_hidden(),
+          checkpointing.storage_errors_as_workdir_error(f'writing the run to {workdir}')):
       return _train_locked(config, workdir, model)
   except UserError:
     if created and jax.process_index() == 0:
@@ -263,6 +197,7 @@ def _train_locked(config: ml_collections.ConfigDict, workdir: str,
   step = saved_step = start_step
   device_batches = parallel.prefetch_to_device(batches.iterate(start_step), data_sharding,
                                                config.prefetch_batches)
+  failed = False
   try:
     with metric_writers.ensure_flushes(writer), preemption.StopRequest() as stop:
       for step in range(start_step + 1, total_steps + 1):
@@ -292,14 +227,14 @@ def _train_locked(config: ml_collections.ConfigDict, workdir: str,
                                         data_sharding, writer, workdir, best_manager,
                                         panel_indices)
   except (KeyboardInterrupt, Exception) as e:  # pylint: disable=broad-except
+    failed = True
     if not isinstance(e, (DivergedError, WorkdirError)):
       _save_before_stopping(manager, state, config, window, saved_step, e)
     raise
   finally:
-    # An asynchronous save in flight is completed, whatever ended the loop.
-    for m in (manager, best_manager):
-      checkpointing.finish(m)
-      m.close()
+    # An asynchronous save in flight is completed, whatever ended the loop; if an error
+    # ended it, that error is the one reported.
+    checkpointing.close((manager, best_manager), raise_errors=not failed)
 
   if not summary:  # nothing left to train: score the restored state.
     summary, _ = eval_loop.evaluate(p_eval_step, state, eval_data, config, data_sharding)
@@ -329,7 +264,7 @@ class _Window:
   def nonfinite(self) -> StepMetrics:
     """The window so far (read to the host without closing it)."""
     if self.sums is None:
-      return StepMetrics(*(np.zeros((), np.float32),) * 5, np.int32(0), np.int32(_NO_STEP))
+      return StepMetrics(*(np.zeros((), np.float32),) * 5, np.int32(0), np.int32(NO_STEP))
     return jax.device_get(self.sums)
 
   def close(self, step: int) -> tuple[StepMetrics, int]:

@@ -6,15 +6,26 @@ jitter) from (seed, its position in the stream, process). So the same seed
 gives the same batches, and a resumed run sees exactly the batches it would
 have seen. The global batch is the concatenation of the processes' local
 batches.
+
+With `augment.on_device` the host only gathers each batch's frames (numpy, at
+`cache_size`) and a seed pair per frame; `augmentation_on_device` augments
+them inside the train step, with the same distributions.
 """
 
+from __future__ import annotations
+
+import itertools
 import math
 from typing import Iterator, Sequence
 
 import ml_collections
 import numpy as np
-import tensorflow as tf
+from etils import epy
 
+with epy.lazy_imports():  # only the tf.data path needs it (see loading.py)
+  import tensorflow as tf
+
+from unet_jax.data import augmentation_on_device
 from unet_jax.data.loading import Batch, SplitData, resize_mask
 from unet_jax.errors import ConfigError
 
@@ -110,4 +121,20 @@ class TrainBatches:
     return ds.batch(local, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
   def iterate(self, start_step: int) -> Iterator[Batch]:
+    if self.augment.on_device:
+      return self.frames(start_step)
     return self.dataset(start_step).as_numpy_iterator()
+
+  def frames(self, start_step: int) -> Iterator[Batch]:
+    """Batches of unaugmented frames at cache size, with their seed pairs (on_device)."""
+    local, per_epoch, n = self.local_batch_size, self.steps_per_epoch, len(self.data)
+    epoch, order = -1, None
+    for step in itertools.count(start_step):
+      if step // per_epoch != epoch:
+        epoch = step // per_epoch
+        order = np.random.default_rng([self._seed, epoch]).permutation(n)
+      index = order[(step % per_epoch) * local:(step % per_epoch + 1) * local]
+      positions = np.arange(step * local, (step + 1) * local, dtype=np.uint64)
+      seeds = np.stack([np.full(local, self._seed + 1, np.uint64), positions], 1)
+      yield {'image': self.data.images[index], 'label': self.data.masks[index],
+             augmentation_on_device.KEY: (seeds % 2**32).astype(np.uint32)}

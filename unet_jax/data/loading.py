@@ -8,6 +8,8 @@ from it by `data/augmentation.py`. Evaluation walks every shard exactly once,
 all processes in step; last batches are padded and the padding marked invalid.
 """
 
+from __future__ import annotations
+
 import concurrent.futures
 import dataclasses
 import functools
@@ -17,12 +19,17 @@ from typing import Iterator, Sequence
 import jax
 import ml_collections
 import numpy as np
-import tensorflow as tf
 from absl import logging
-from etils import epath
+from etils import epath, epy
 from jax.experimental import multihost_utils
 
-from unet_jax.data import reading, synthetic, tfds_builders
+from unet_jax.data import reading, synthetic
+
+# Imported on first use: in-memory frames (SplitData) and the on-device augmentation
+# path need neither, so hosts without TensorFlow can use them.
+with epy.lazy_imports():
+  import tensorflow as tf
+  from unet_jax.data import tfds_builders
 from unet_jax.errors import ConfigError, DataError
 
 Batch = dict[str, np.ndarray]
