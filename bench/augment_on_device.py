@@ -30,6 +30,7 @@ import jax
 import numpy as np
 import optax
 
+from bench import worker
 from configs import carla_plus_w16
 from configs import default
 from unet_jax import host, models, parallel, train_state
@@ -127,10 +128,8 @@ def host_feed(height: int, width: int, batch: int, batches: int) -> dict:
 
 
 def _peaks() -> dict:
-  stats = jax.local_devices()[0].memory_stats()
   return {'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-          'peak_device_mb': (stats['peak_bytes_in_use'] / 2**20
-                             if stats and 'peak_bytes_in_use' in stats else None)}
+          'peak_device_mb': worker.jax_device_peak_mb()}
 
 
 def main() -> None:

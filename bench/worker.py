@@ -82,7 +82,7 @@ def _jax_subject(args):
     # On a CPU one batch at a time, as Keras and PyTorch run there; a GPU queues them.
     step = (lambda: jax.block_until_ready(predict())) if jax.default_backend() == 'cpu' else predict
   return Subject(step, jax.block_until_ready, flops,
-                 sum(x.size for x in jax.tree.leaves(state.params)), _jax_device_peak_mb,
+                 sum(x.size for x in jax.tree.leaves(state.params)), jax_device_peak_mb,
                  jax.devices()[0].device_kind)
 
 
@@ -97,7 +97,7 @@ def _flops(lowered) -> float | None:
   return cost['flops'] if cost else None
 
 
-def _jax_device_peak_mb() -> float | None:
+def jax_device_peak_mb() -> float | None:
   import jax
   stats = jax.local_devices()[0].memory_stats()  # None on CPU
   return stats['peak_bytes_in_use'] / 2**20 if stats and 'peak_bytes_in_use' in stats else None

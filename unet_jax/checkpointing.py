@@ -195,11 +195,10 @@ def _set_aside(manager: ocp.CheckpointManager, step: int, reason: Exception) -> 
 
 
 class _DropOrbaxLogs(py_logging.Filter):
-  """Drops Orbax's, asyncio's and clu asynclib's log records: a failure they log is also
-  raised to us."""
+  """Drops the log records of Orbax, asyncio and clu's asynclib (a metric writer's
+  thread): a failure they log is also raised to us."""
 
   def filter(self, record: py_logging.LogRecord) -> bool:
-    # clu's asynclib logs a metric writer's failure (a full disk) before re-raising it to us.
     return not ('/orbax/' in record.pathname or '/clu/asynclib' in record.pathname
                 or record.name == 'asyncio')
 
