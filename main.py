@@ -9,6 +9,7 @@ Training needs --config (overrides: --config.a.b=value). The other modes read
 the config the run wrote to <workdir>/config.json unless --config is given.
 """
 
+import importlib.util
 import logging as py_logging
 import os
 import re
@@ -108,11 +109,7 @@ def main(argv):
   logging.get_absl_handler().addFilter(_console_filter)
   if FLAGS.verbosity < 1:  # TensorFlow's C++ start-up notices (oneDNN, CPU features)
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  # TensorFlow (used for TFDS and summaries only) must not grab accelerators.
-  import tensorflow as tf
-  tf.config.set_visible_devices([], 'GPU')
-  tf.config.set_visible_devices([], 'TPU')
-  if FLAGS.verbosity < 1:
+  if FLAGS.verbosity < 1 and importlib.util.find_spec('tensorflow_datasets'):
     import tensorflow_datasets as tfds
     tfds.disable_progress_bar()  # a dataset build logs one line instead
 
@@ -123,6 +120,8 @@ def main(argv):
   distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   logging.info('JAX process %d/%d, local devices: %s', jax.process_index(),
                jax.process_count(), jax.local_devices())
+  if jax.default_backend() != 'cpu':
+    _hide_accelerators_from_tensorflow()
   try:
     return _run(FLAGS.config, errors)
   except errors.UserError as e:
@@ -137,6 +136,20 @@ def main(argv):
     sys.__stderr__.write(f'error: {e}\n')
     sys.__stderr__.flush()
     os._exit(1)
+
+
+def _hide_accelerators_from_tensorflow() -> None:
+  """TensorFlow, where installed, builds datasets and runs tf.data: never on accelerators.
+
+  Nothing else needs it (datasets are read as array_record files, metrics written
+  by `metric_writer`), so it is imported here only on accelerator hosts that
+  have it, before any TensorFlow op could claim a device; elsewhere, on first use.
+  """
+  if importlib.util.find_spec('tensorflow') is None:
+    return
+  import tensorflow as tf
+  tf.config.set_visible_devices([], 'GPU')
+  tf.config.set_visible_devices([], 'TPU')
 
 
 def _check_config_file() -> None:

@@ -50,6 +50,9 @@ SUBJECTS = {  # name -> worker flags
     'keras': ['--impl=keras'],
     'torch': ['--impl=torch'],
     'torch_bf16': ['--impl=torch', '--dtype=bfloat16'],  # autocast; for GPUs
+    # torch.compile (inductor): the strongest PyTorch peer on a GPU.
+    'torch_compile': ['--impl=torch', '--compile'],
+    'torch_compile_bf16': ['--impl=torch', '--compile', '--dtype=bfloat16'],
     # Not run by default (--subjects=...): what each speed-up contributes, from
     # the plain layers on one CPU device to ours (fast layers, CPU split in 2).
     'plain_f32': ['--impl=jax', '--upconv_impl=xla', '--pool_impl=xla', '--cpu_devices=1'],
@@ -177,8 +180,10 @@ def measure_pipeline(data_dir: str, rounds: int) -> dict:
 def table(results: dict) -> str:
   """The markdown table of a results dict."""
   subjects = [s for s in SUBJECTS if any(s in c['images_per_s'] for c in results['cells'])]
-  ratios = [(o, r) for o in ('ours_f32', 'ours_bf16') for r in ('keras', 'torch', 'torch_bf16')
-            if r in subjects and (o, r) != ('ours_f32', 'torch_bf16')]
+  pairs = [('ours_f32', 'keras'), ('ours_f32', 'torch'), ('ours_f32', 'torch_compile'),
+           ('ours_bf16', 'keras'), ('ours_bf16', 'torch'), ('ours_bf16', 'torch_bf16'),
+           ('ours_bf16', 'torch_compile_bf16')]
+  ratios = [(o, r) for o, r in pairs if r in subjects]
   device_memory = any('peak_device_mb' in c for c in results['cells'])
   head = (['cell'] + [f'{s} img/s' for s in subjects] + [f'{o}/{r}' for o, r in ratios]
           + ['ours_f32 GFLOP/s (% of f32 matmul)', 'ours_bf16 GFLOP/s (% of bf16 matmul)',

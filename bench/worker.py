@@ -131,6 +131,8 @@ def _torch_subject(args):
   torch.backends.cudnn.benchmark = True  # as a tuned GPU run would; no effect on CPU
   torch.manual_seed(0)
   model = references.torch_unet().to(device, memory_format=torch.channels_last)
+  if args.compile:  # inductor; compiled at the first (untimed) steps
+    model = torch.compile(model)
   images = torch.rand(args.batch, 3, args.height, args.width, device=device).to(
       memory_format=torch.channels_last)
   labels = torch.randint(0, 23, (args.batch, args.height, args.width), device=device)
@@ -198,6 +200,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help='jax: XLA devices to split the CPU into; 0: auto, as training '
                       'does; -1: what main.py does (auto to train, 1 to infer)')
   parser.add_argument('--xla', action='store_true', help='Keras: jit_compile=True')
+  parser.add_argument('--compile', action='store_true', help='PyTorch: torch.compile the model')
   return parser.parse_args(argv)
 
 

@@ -195,12 +195,10 @@ def _set_aside(manager: ocp.CheckpointManager, step: int, reason: Exception) -> 
 
 
 class _DropOrbaxLogs(py_logging.Filter):
-  """Drops the log records of Orbax, asyncio and clu's asynclib (a metric writer's
-  thread): a failure they log is also raised to us."""
+  """Drops the log records of Orbax and asyncio: a failure they log is also raised to us."""
 
   def filter(self, record: py_logging.LogRecord) -> bool:
-    return not ('/orbax/' in record.pathname or '/clu/asynclib' in record.pathname
-                or record.name == 'asyncio')
+    return not ('/orbax/' in record.pathname or record.name == 'asyncio')
 
 
 def quiet_exit() -> None:

@@ -36,9 +36,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0
 
   config.data = ml_collections.ConfigDict(dict(
-      source='folder',        # folder (images + masks on disk) | synthetic (generated)
-      data_dir='',            # the folder: e.g. the lab's data/ with CameraRGB/, CameraMask/
+      source='folder',        # folder (images + masks) | synthetic (generated) | prepared (a TFDS build)
+      data_dir='',            # the folder: e.g. the lab's data/ with CameraRGB/, CameraMask/; or the build
       tfds_data_dir='',       # where the TFDS build is kept; '' = $TFDS_DATA_DIR or ~/tensorflow_datasets
+      stored_size=(),         # (H, W) the build stores frames at (smaller copies); () = as read
       # Where frames lie (unet_jax/data/layouts.py): folder | split_folders | list_files.
       layout='folder',
       image_subdir='CameraRGB',  # layout=folder: images NAME.png / .jpg under data_dir/image_subdir

@@ -25,7 +25,7 @@ from etils import epath
 from PIL import Image
 
 from unet_jax import models, restore, views, visualize
-from unet_jax.data import loading, reading
+from unet_jax.data import reading, resize
 from unet_jax.errors import DataError
 
 SIZE_MODES = ('resize', 'pad')
@@ -62,7 +62,7 @@ def to_model_input(image: np.ndarray, train_size: Sequence[int], size_mode: str,
   h, w = image.shape[:2]
   if size_mode == 'resize':
     th, tw = train_size
-    resized = loading.resize_image(image, (th, tw)).numpy()
+    resized = resize.image(image, (th, tw))
     back = lambda p: np.asarray(Image.fromarray(p.astype(np.uint8)).resize(
         (w, h), Image.Resampling.NEAREST))
     return resized, back

@@ -17,11 +17,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
-from clu import metric_writers, parameter_overview
+from clu import parameter_overview
 from etils import epath
 
-from unet_jax import (checkpointing, eval_loop, losses, models, optim, parallel, preemption,
-                      reports, restore, views)
+from unet_jax import (checkpointing, eval_loop, losses, metric_writer, models, optim, parallel,
+                      preemption, reports, restore, views)
 from unet_jax import progress as progress_lib
 from unet_jax import workdir as workdir_lib
 from unet_jax.data import augmentation, loading, reading
@@ -141,6 +141,7 @@ def _train_locked(config: ml_collections.ConfigDict, workdir: str,
   # One model per training scale (multi-scale training), checked before any work.
   train_models = views.models_at_scales(config, config.train_input_scales,
                                         'config.train_input_scales') or (model,)
+  augmentation.check_available(config.data.augment)
   data_dir = loading.resolve_data_dir(config.data, workdir)
   shard = (jax.process_index(), jax.process_count())
   train_data = loading.load_split(data_dir, 'train', config.data, *shard,
@@ -190,7 +191,7 @@ def _train_locked(config: ml_collections.ConfigDict, workdir: str,
                    for m in train_models]
   p_eval_step = eval_loop.make_eval_fn(config, mesh)
 
-  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+  writer = metric_writer.MetricWriter(workdir, just_logging=jax.process_index() > 0)
   progress = progress_lib.Progress(start_step, total_steps, writer)
   summary: dict[str, float] = {}
   window = _Window(start_step)
@@ -199,7 +200,7 @@ def _train_locked(config: ml_collections.ConfigDict, workdir: str,
                                                config.prefetch_batches)
   failed = False
   try:
-    with metric_writers.ensure_flushes(writer), preemption.StopRequest() as stop:
+    with writer, preemption.StopRequest() as stop:
       for step in range(start_step + 1, total_steps + 1):
         with jax.profiler.StepTraceAnnotation('train', step_num=step):
           state, step_metrics = p_train_steps[train_scale_index(config, step)](

@@ -14,6 +14,7 @@ them inside the train step, with the same distributions.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import math
 from typing import Iterator, Sequence
@@ -26,7 +27,7 @@ with epy.lazy_imports():  # only the tf.data path needs it (see loading.py)
   import tensorflow as tf
 
 from unet_jax.data import augmentation_on_device
-from unet_jax.data.loading import Batch, SplitData, resize_mask
+from unet_jax.data.loading import Batch, SplitData
 from unet_jax.errors import ConfigError
 
 
@@ -61,7 +62,7 @@ def augment_example(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor,
     mask = tf.slice(mask, offset, window)
     image = tf.cast(tf.round(tf.image.resize(image, size, 'bilinear', antialias=True)),
                     tf.uint8)
-    mask = resize_mask(mask, size)
+    mask = tf.image.resize(mask[..., None], size, 'nearest')[..., 0]  # no invented classes
   if augment.hflip:
     flip = tf.random.stateless_uniform([], seeds[2]) < 0.5
     image = tf.cond(flip, lambda: image[:, ::-1], lambda: image)
@@ -79,6 +80,15 @@ def augment_example(image: tf.Tensor, mask: tf.Tensor, seed: tf.Tensor,
                                                1 + augment.saturation, jitter[2])
     image = tf.cast(tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0), tf.uint8)
   return image, mask
+
+
+def check_available(augment: ml_collections.ConfigDict) -> None:
+  """The tf.data path needs TensorFlow: without it, say so before any work."""
+  if not augment.on_device and importlib.util.find_spec('tensorflow') is None:
+    raise ConfigError('config.data.augment.on_device=False draws training batches with '
+                      'tf.data, and TensorFlow is not installed here: set '
+                      'config.data.augment.on_device=True (the same augmentation, in the '
+                      'train step) or install tensorflow-cpu')
 
 
 class TrainBatches:

@@ -1,7 +1,8 @@
 """A split of a dataset in memory: prepared once (TFDS), loaded, resized, sharded.
 
-A split is prepared once by the TFDS builder of `data/tfds_builders.py`, then
-read, resized and held in memory (this process's shard only: with P processes,
+A split is prepared once by the TFDS builder of `data/tfds_builders.py` (as
+`array_record` files), then read without TensorFlow (`tfds` data sources and
+PIL), resized (`data/resize.py`) and held in memory (this process's shard only: with P processes,
 process p reads the p-th of P contiguous, near-equal parts of the split, `shard_bounds`;
 a folder scored directly is sharded the same way). Training batches are drawn
 from it by `data/augmentation.py`. Evaluation walks every shard exactly once,
@@ -13,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import functools
+import io
 import os
 from typing import Iterator, Sequence
 
@@ -22,14 +24,14 @@ import numpy as np
 from absl import logging
 from etils import epath, epy
 from jax.experimental import multihost_utils
+from PIL import Image
 
 from unet_jax.data import reading, synthetic
-
-# Imported on first use: in-memory frames (SplitData) and the on-device augmentation
-# path need neither, so hosts without TensorFlow can use them.
+# Imported on first use: in-memory frames (SplitData) need no dataset library.
 with epy.lazy_imports():
-  import tensorflow as tf
+  import tensorflow_datasets as tfds
   from unet_jax.data import tfds_builders
+from unet_jax.data import resize
 from unet_jax.errors import ConfigError, DataError
 
 Batch = dict[str, np.ndarray]
@@ -82,7 +84,13 @@ def resolve_data_dir(data: ml_collections.ConfigDict, workdir: str) -> epath.Pat
     if not root.is_dir():
       raise DataError(f'config.data.data_dir={data.data_dir!r} is not a directory')
     return root
-  raise ConfigError(f"config.data.source must be 'folder' or 'synthetic', got {data.source!r}")
+  if data.source == 'prepared':
+    if not data.data_dir:
+      raise DataError("config.data.data_dir is empty: with config.data.source='prepared' set "
+                      'it to a prepared dataset folder (the one holding dataset_info.json)')
+    return epath.Path(data.data_dir)
+  raise ConfigError("config.data.source must be 'folder', 'synthetic' or 'prepared', got "
+                    f'{data.source!r}')
 
 
 def _process_zero_first(fn, what: str):
@@ -99,25 +107,30 @@ def _process_zero_first(fn, what: str):
   return fn()
 
 
-def prepared_builder(data: ml_collections.ConfigDict,
-                     source_dir: epath.Path) -> tfds_builders.SegmentationFolder:
-  """The TFDS builder of `config.data` over `source_dir`, prepared."""
+def prepared_builder(data: ml_collections.ConfigDict, source_dir: epath.Path):
+  """The prepared TFDS dataset of `config.data` over `source_dir` (built first if needed).
+
+  With `config.data.source='prepared'`, `source_dir` is the dataset itself
+  (`NAME/CONFIG/VERSION`, e.g. copied from the machine that prepared it): it
+  is read as it is, and neither the source frames nor TensorFlow are needed.
+  """
+  if data.source == 'prepared':
+    return _prepared_dataset(source_dir)
   return _process_zero_first(functools.partial(tfds_builders.prepare, data, source_dir),
                              'dataset prepared')
 
 
-def resize_image(image: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
-  """uint8 (H, W, 3) -> uint8 `size`: area (box) filter shrinking, bilinear growing."""
-  shape = tf.shape(image)
-  shrinking = (shape[0] >= size[0]) & (shape[1] >= size[1])
-  resized = tf.cond(shrinking, lambda: tf.image.resize(image, size, 'area'),
-                    lambda: tf.image.resize(image, size, 'bilinear'))
-  return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
-
-
-def resize_mask(mask: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
-  """(H, W) class indices -> `size`, nearest neighbour (no invented classes)."""
-  return tf.image.resize(mask[..., None], size, 'nearest')[..., 0]
+def _prepared_dataset(path: epath.Path):
+  if not (path / 'dataset_info.json').exists():
+    raise DataError(f'config.data.data_dir={path} is not a prepared dataset: it has no '
+                    'dataset_info.json (point it at the NAME/CONFIG/VERSION folder a '
+                    'build wrote)')
+  dataset_builder = tfds.builder_from_directory(os.fspath(path))
+  file_format = getattr(dataset_builder.info.file_format, 'value', None)
+  if file_format != 'array_record':
+    raise DataError(f'the prepared dataset {path} holds {file_format} files; this version '
+                    'reads array_record files: prepare it again from its source frames')
+  return dataset_builder
 
 
 def load_split(source_dir: epath.Path, split: str, data: ml_collections.ConfigDict,
@@ -131,19 +144,45 @@ def load_split(source_dir: epath.Path, split: str, data: ml_collections.ConfigDi
     raise DataError(f'{dataset_builder.info.full_name} has no {split!r} split '
                     f'(it has {sorted(splits.keys())}); set config.data.val_fraction / '
                     f'test_fraction or the split file')
-  # Each process reads only its own contiguous part of the split's records.
+  # Each process reads only its own contiguous part of the split's records, undecoded:
+  # the frames are decoded and resized by a pool of threads.
   lo, hi = shard_bounds(splits[split].num_examples, process_index, process_count)
-  ds = dataset_builder.as_dataset(split=f'{split}[{lo}:{hi}]', shuffle_files=False)
-  ds = ds.map(
-      lambda ex: (resize_image(ex['image'], size), resize_mask(ex['mask'][..., 0], size),
-                  ex['name']), num_parallel_calls=tf.data.AUTOTUNE)
-  images, masks, names = [], [], []
-  for image, mask, name in ds.as_numpy_iterator():
-    images.append(image), masks.append(mask), names.append(name.decode())
+  skip = tfds.decode.SkipDecoding()
+  source = dataset_builder.as_data_source(split=f'{split}[{lo}:{hi}]',
+                                          decoders={'image': skip, 'mask': skip})
+  records = [source[i] for i in range(len(source))]
+
+  def decoded(record) -> tuple[np.ndarray, np.ndarray]:
+    image = np.asarray(Image.open(io.BytesIO(record['image'])).convert('RGB'))
+    mask = np.asarray(Image.open(io.BytesIO(record['mask'])))
+    return resize.image(image, size), resize.mask(mask.reshape(mask.shape[:2]), size)
+
+  frames = _map_threads(decoded, records)
+  names = tuple(r['name'].decode() if isinstance(r['name'], bytes) else str(r['name'])
+                for r in records)
+  loaded = SplitData(np.stack([im for im, _ in frames]), np.stack([m for _, m in frames]),
+                     names, global_size=splits[split].num_examples)
+  _check_labels(loaded, data, f'{dataset_builder.data_dir} ({split})')
   logging.info('Loaded %d of %d %s frames of %s at %s', len(names),
                splits[split].num_examples, split, dataset_builder.info.full_name, size)
-  return SplitData(np.stack(images), np.stack(masks), tuple(names),
-                   global_size=splits[split].num_examples)
+  return loaded
+
+
+def _map_threads(fn, items: list) -> list:
+  with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+    return list(pool.map(fn, items))
+
+
+def _check_labels(loaded: SplitData, data: ml_collections.ConfigDict, where: str) -> None:
+  """A prepared dataset of another label set fails here, not as a wrong mIoU."""
+  if not len(loaded):
+    return
+  labels = np.unique(loaded.masks)
+  bad = labels[(labels >= data.num_classes) & (labels != data.ignore_label)]
+  if bad.size:
+    raise DataError(f'{where} has mask values {bad.tolist()[:10]} outside the '
+                    f'{data.num_classes} classes of config.data.num_classes (ignore_label '
+                    f'{data.ignore_label}): is it a dataset of another label set?')
 
 
 def load_shard(pairs: list[reading.Pair], data: ml_collections.ConfigDict,
@@ -157,10 +196,13 @@ def load_shard(pairs: list[reading.Pair], data: ml_collections.ConfigDict,
 def load_pairs(pairs: list[reading.Pair], data: ml_collections.ConfigDict) -> SplitData:
   """Reads, validates and resizes `pairs` of any folder (no TFDS build) into memory."""
   size, fmt = tuple(data.image_size), reading.FolderFormat.from_config(data)
-  with concurrent.futures.ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
-    loaded = list(pool.map(lambda pair: reading.read_pair(pair, fmt), pairs))
-  return SplitData(np.stack([resize_image(im, size).numpy() for im, _ in loaded]),
-                   np.stack([resize_mask(m, size).numpy() for _, m in loaded]),
+
+  def loaded(pair: reading.Pair) -> tuple[np.ndarray, np.ndarray]:
+    image, mask = reading.read_pair(pair, fmt)
+    return resize.image(image, size), resize.mask(mask, size)
+
+  frames = _map_threads(loaded, pairs)
+  return SplitData(np.stack([im for im, _ in frames]), np.stack([m for _, m in frames]),
                    tuple(p.name for p in pairs))
 
 

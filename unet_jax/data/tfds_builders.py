@@ -29,8 +29,8 @@ import tensorflow_datasets as tfds
 from absl import logging
 from etils import epath
 
-from unet_jax.data import layouts, reading
-from unet_jax.errors import DataError
+from unet_jax.data import layouts, reading, resize
+from unet_jax.errors import ConfigError, DataError
 
 _MANUAL_INSTRUCTIONS = """\
 Point manual_dir at a folder holding the images and masks (the lab's data/
@@ -61,6 +61,7 @@ class FolderConfig(tfds.core.BuilderConfig):
   mask_dir_pattern: str = ''
   list_files: tuple[tuple[str, str], ...] = ()
   path_prefix_map: str = ''
+  stored_size: tuple[int, ...] = ()  # (H, W) frames and masks are stored at; () = as read
 
   @property
   def format(self) -> reading.FolderFormat:
@@ -77,10 +78,15 @@ class FolderConfig(tfds.core.BuilderConfig):
 class SegmentationFolder(tfds.core.GeneratorBasedBuilder):
   """Images and masks from a folder, split by clip (or by a split file)."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'First version.'}
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {'1.0.0': 'First version.',
+                   '1.1.0': 'array_record files (read without TensorFlow); stored_size.'}
   BUILDER_CONFIGS = [FolderConfig(name='default', description='The lab layout and encoding.')]
   MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL_INSTRUCTIONS
+
+  def __init__(self, *, file_format=None, **kwargs):
+    # array_record: random access, and read by `tfds` data sources without TensorFlow.
+    super().__init__(file_format=file_format or 'array_record', **kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
@@ -109,6 +115,9 @@ class SegmentationFolder(tfds.core.GeneratorBasedBuilder):
     for pair, clip in members:
       try:
         image, mask = reading.read_pair(pair, fmt)
+        if self.builder_config.stored_size:
+          image = resize.image(image, self.builder_config.stored_size)
+          mask = resize.mask(mask, self.builder_config.stored_size)
       except DataError as e:
         if not self.builder_config.skip_bad_pairs:
           raise
@@ -165,7 +174,7 @@ def folder_config(data: ml_collections.ConfigDict, source_dir: str | os.PathLike
       test_fraction=float(data.test_fraction), split_seed=int(data.split_seed),
       clip_gap=int(data.clip_gap),
       split_file=os.path.abspath(data.split_file) if data.split_file else '',
-      skip_bad_pairs=bool(data.skip_bad_pairs),
+      skip_bad_pairs=bool(data.skip_bad_pairs), stored_size=stored_size(data),
       source_fingerprint=source_fingerprint(source_dir, fmt, layout))
   if data.split_file:  # the split list's content decides, not only its path
     fields['split_file_sha'] = hashlib.sha256(
@@ -175,6 +184,15 @@ def folder_config(data: ml_collections.ConfigDict, source_dir: str | os.PathLike
   name = (f'v{round(100 * data.val_fraction)}-t{round(100 * data.test_fraction)}'
           f'-s{data.split_seed}-{digest}')
   return FolderConfig(name=name, description=f'Prepared from {source_dir}.', **fields)
+
+
+def stored_size(data: ml_collections.ConfigDict) -> tuple[int, ...]:
+  """`config.data.stored_size`, checked: () or (H, W)."""
+  size = tuple(data.get('stored_size', ()) or ())
+  if size and (len(size) != 2 or not all(isinstance(n, int) and n > 0 for n in size)):
+    raise ConfigError(f'config.data.stored_size must be () or (height, width) in pixels, got '
+                    f'{size!r}')
+  return size
 
 
 def builder(data: ml_collections.ConfigDict, cfg: FolderConfig) -> SegmentationFolder:
